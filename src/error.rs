@@ -10,7 +10,11 @@ pub enum Error {
     File { path: PathBuf, msg: String },
     /// Weights that do not fit the network: every missing, unexpected and mis-shaped tensor.
     #[error("{}: weights do not fit {network}:\n{details}", path.display())]
-    WeightsMismatch { path: PathBuf, network: String, details: String },
+    WeightsMismatch {
+        path: PathBuf,
+        network: String,
+        details: String,
+    },
     /// A split or fold that would put one slide on both sides.
     #[error("slide leakage: {0}")]
     SlideLeakage(String),
@@ -34,7 +38,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// An error about `path`.
     pub fn file(path: impl Into<PathBuf>, msg: impl std::fmt::Display) -> Self {
-        Error::File { path: path.into(), msg: msg.to_string() }
+        Error::File {
+            path: path.into(),
+            msg: msg.to_string(),
+        }
     }
 }
 

@@ -4,10 +4,14 @@
 pub mod cancel;
 pub mod data;
 pub mod error;
+pub mod eval;
 pub mod features;
-pub mod progress;
+pub mod learn;
 pub mod nets;
+pub mod progress;
+pub mod repl;
 pub mod rng;
+pub mod script;
 
 pub use error::{Error, Result};
 
@@ -16,6 +20,22 @@ pub fn home_cache() -> std::path::PathBuf {
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
         return std::path::PathBuf::from(x).join("patholab");
     }
-    let home = std::env::var_os("HOME").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     home.join(".cache/patholab")
+}
+
+/// Parses `"cpu"`, `"cuda"` or `"cuda:N"`.
+pub fn parse_device(s: &str) -> Result<tch::Device> {
+    match s {
+        "cpu" => Ok(tch::Device::Cpu),
+        "cuda" => Ok(tch::Device::Cuda(0)),
+        _ => match s.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
+            Some(n) => Ok(tch::Device::Cuda(n)),
+            None => Err(Error::Invalid(format!(
+                "unknown device {s:?} (cpu, cuda, cuda:N)"
+            ))),
+        },
+    }
 }

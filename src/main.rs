@@ -1,1 +1,140 @@
-fn main() {}
+//! The `patholab` command: parses arguments and hands over to the library.
+
+use clap::{Parser, Subcommand};
+use patholab::{nets, repl, script};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Deep transfer learning on pathology images: a prompt and a script runner.
+#[derive(Parser)]
+#[command(name = "patholab", disable_version_flag = true)]
+struct Cli {
+    /// Evaluate one expression and print its value.
+    #[arg(short = 'e', value_name = "EXPR")]
+    expr: Option<String>,
+    /// Print patholab's and libtorch's versions and whether CUDA is usable.
+    #[arg(long)]
+    version: bool,
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a .rhai script.
+    Run {
+        file: PathBuf,
+        /// Bind a variable: name=value (value parsed as a Rhai literal, else a string).
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Compute only shard i of n of every feature extraction (i/n).
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+    },
+    /// Run the quickstart example on the built-in data.
+    Demo,
+    /// Weight files: list, import, verify.
+    Weights {
+        #[command(subcommand)]
+        action: WeightsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum WeightsAction {
+    /// Known networks and the weights present locally.
+    List,
+    /// Convert any supported weight file to safetensors in the weights folder.
+    Import {
+        file: PathBuf,
+        #[arg(long = "as", value_name = "NETWORK")]
+        name: String,
+    },
+    /// Load every local weight file into its network (strict) and report.
+    Verify,
+    /// How to download a network's weights.
+    Fetch { name: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    patholab::progress::set_quiet(cli.quiet);
+    let result = if cli.version {
+        println!("patholab {}", env!("CARGO_PKG_VERSION"));
+        println!("libtorch {}", env!("PATHOLAB_LIBTORCH_VERSION"));
+        println!(
+            "CUDA {}",
+            if tch::Cuda::is_available() {
+                format!("available ({} device(s))", tch::Cuda::device_count())
+            } else {
+                "not available".into()
+            }
+        );
+        Ok(())
+    } else if let Some(expr) = cli.expr {
+        script::run::eval_expression(&expr).map(|s| {
+            if !s.is_empty() {
+                println!("{s}")
+            }
+        })
+    } else {
+        match cli.command {
+            None => repl::run().map_err(|e| e.to_string()),
+            Some(Command::Run { file, set, shard }) => {
+                let shard = match shard.as_deref().map(parse_shard).transpose() {
+                    Ok(s) => s,
+                    Err(e) => return fail(e),
+                };
+                script::api::set_default_shard(shard);
+                script::run::run_file(&file, &set)
+            }
+            Some(Command::Demo) => script::run::run_file(
+                &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart.rhai"),
+                &[],
+            ),
+            Some(Command::Weights { action }) => weights(action),
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(msg: String) -> ExitCode {
+    eprintln!("{msg}");
+    ExitCode::FAILURE
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("--shard {s:?}: expected i/n"))?;
+    let (i, n) = (
+        i.parse().map_err(|_| format!("--shard {s:?}: bad i"))?,
+        n.parse().map_err(|_| format!("--shard {s:?}: bad n"))?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!("--shard {s:?}: need 0 ≤ i < n"));
+    }
+    Ok((i, n))
+}
+
+fn weights(action: WeightsAction) -> Result<(), String> {
+    match action {
+        WeightsAction::List => {
+            println!("{}", nets::weights_list());
+            Ok(())
+        }
+        WeightsAction::Import { file, name } => nets::import_weights(&file, &name)
+            .map(|p| println!("imported {}", p.display()))
+            .map_err(|e| e.to_string()),
+        WeightsAction::Verify => nets::verify_weights()
+            .map(|s| println!("{s}"))
+            .map_err(|e| e.to_string()),
+        WeightsAction::Fetch { name } => Err(nets::fetch_instructions(&name)),
+    }
+}

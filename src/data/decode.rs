@@ -31,7 +31,9 @@ pub fn decode(path: &Path) -> Result<Rgb, String> {
 
 /// Decodes image bytes of any supported format (decided by content, not by file name).
 pub fn decode_bytes(bytes: &[u8]) -> Result<Rgb, String> {
-    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?;
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())?;
     if reader.format().is_none() {
         return Err("not an image (unknown format)".into());
     }
@@ -47,7 +49,11 @@ pub fn decode_bytes(bytes: &[u8]) -> Result<Rgb, String> {
         return Err("image has zero width or height".into());
     }
     let rgb = img.to_rgb8();
-    Ok(Rgb { width: rgb.width(), height: rgb.height(), pixels: rgb.into_raw() })
+    Ok(Rgb {
+        width: rgb.width(),
+        height: rgb.height(),
+        pixels: rgb.into_raw(),
+    })
 }
 
 #[cfg(test)]
@@ -59,7 +65,9 @@ mod tests {
         assert!(decode_bytes(b"").is_err());
         assert!(decode_bytes(&[7u8; 100]).is_err());
         let mut png = Vec::new();
-        image::RgbImage::new(8, 8).write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        image::RgbImage::new(8, 8)
+            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
         assert!(decode_bytes(&png).is_ok());
         assert!(decode_bytes(&png[..png.len() / 2]).is_err());
     }

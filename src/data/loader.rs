@@ -20,7 +20,9 @@ impl Batch {
     /// The batch as a tensor on `device`.
     pub fn tensor(&self, device: tch::Device) -> tch::Tensor {
         let s = self.size as i64;
-        tch::Tensor::from_slice(&self.pixels).reshape([self.positions.len() as i64, 3, s, s]).to_device(device)
+        tch::Tensor::from_slice(&self.pixels)
+            .reshape([self.positions.len() as i64, 3, s, s])
+            .to_device(device)
     }
 }
 
@@ -51,7 +53,13 @@ pub fn prepare_one(path: &std::path::Path, stream: u64, p: &Prepare) -> Result<V
 
 /// Starts preparing `paths` in batches of `batch`; at most `prefetch` batches wait in the queue.
 /// `streams[i]` seeds the augmentation of `paths[i]`.
-pub fn batches(paths: Vec<PathBuf>, streams: Vec<u64>, batch: usize, prep: Prepare, prefetch: usize) -> Receiver<Result<Batch>> {
+pub fn batches(
+    paths: Vec<PathBuf>,
+    streams: Vec<u64>,
+    batch: usize,
+    prep: Prepare,
+    prefetch: usize,
+) -> Receiver<Result<Batch>> {
     let (tx, rx) = bounded(prefetch.max(1));
     std::thread::spawn(move || {
         let n = prep.pre.size as usize;
@@ -69,7 +77,11 @@ pub fn batches(paths: Vec<PathBuf>, streams: Vec<u64>, batch: usize, prep: Prepa
                     out.copy_from_slice(&prepare_one(&paths[i], streams[i], &prep)?);
                     Ok(())
                 });
-            let msg = res.map(|_| Batch { positions: chunk.to_vec(), pixels, size: n });
+            let msg = res.map(|_| Batch {
+                positions: chunk.to_vec(),
+                pixels,
+                size: n,
+            });
             let failed = msg.is_err();
             if tx.send(msg).is_err() || failed {
                 return;

@@ -57,7 +57,12 @@ impl Default for OpenOptions {
         OpenOptions {
             slide: None,
             on_error: OnError::Fail,
-            columns: ["path".into(), "label".into(), "slide".into(), "split".into()],
+            columns: [
+                "path".into(),
+                "label".into(),
+                "slide".into(),
+                "split".into(),
+            ],
         }
     }
 }
@@ -93,17 +98,23 @@ impl Dataset {
         let mut opts = opts.clone();
         let p = match path {
             "demo" | "demo:bccd" => {
-                opts.slide.get_or_insert(SlideSource::Regex(r"BloodImage_\d+".into()));
+                opts.slide
+                    .get_or_insert(SlideSource::Regex(r"BloodImage_\d+".into()));
                 demo_root().join("bccd-wbc")
             }
             "demo:kather" => {
-                opts.slide.get_or_insert(SlideSource::Regex(r"CRC-Prim-HE-\d+".into()));
+                opts.slide
+                    .get_or_insert(SlideSource::Regex(r"CRC-Prim-HE-\d+".into()));
                 demo_root().join("kather2016-samples")
             }
             _ => PathBuf::from(path),
         };
         let meta = std::fs::metadata(&p).at(&p)?;
-        let mut ds = if meta.is_dir() { Self::from_folder(&p, &opts)? } else { Self::from_manifest(&p, &opts)? };
+        let mut ds = if meta.is_dir() {
+            Self::from_folder(&p, &opts)?
+        } else {
+            Self::from_manifest(&p, &opts)?
+        };
         if path.starts_with("demo") {
             ds.name = path.to_string();
         }
@@ -117,23 +128,39 @@ impl Dataset {
     fn from_folder(root: &Path, opts: &OpenOptions) -> Result<Dataset> {
         let mut classes = Vec::new();
         let mut files = Vec::new();
-        let mut entries: Vec<_> = std::fs::read_dir(root).at(root)?.flatten().map(|e| e.path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(root)
+            .at(root)?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         entries.sort();
         for dir in entries.into_iter().filter(|p| p.is_dir()) {
             let label = classes.len();
             classes.push(dir.file_name().unwrap().to_string_lossy().into_owned());
-            let mut inner: Vec<_> = std::fs::read_dir(&dir).at(&dir)?.flatten().map(|e| e.path()).collect();
+            let mut inner: Vec<_> = std::fs::read_dir(&dir)
+                .at(&dir)?
+                .flatten()
+                .map(|e| e.path())
+                .collect();
             inner.sort();
             for f in inner {
-                let ext = f.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-                let hidden = f.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+                let ext = f
+                    .extension()
+                    .map(|e| e.to_string_lossy().to_ascii_lowercase())
+                    .unwrap_or_default();
+                let hidden = f
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
                 if !hidden && (IMAGE_EXTENSIONS.contains(&ext.as_str()) || f.is_dir()) {
                     files.push((f, label, None));
                 }
             }
         }
         if classes.is_empty() {
-            return Err(Error::file(root, "no class folders (expected <root>/<class>/<image>)"));
+            return Err(Error::file(
+                root,
+                "no class folders (expected <root>/<class>/<image>)",
+            ));
         }
         Self::assemble(root, classes, files, opts, None)
     }
@@ -143,8 +170,12 @@ impl Dataset {
         let headers = rdr.headers().at(csv_path)?.clone();
         let col = |name: &str| headers.iter().position(|h| h.trim() == name);
         let [pc, lc, sc, spc] = &opts.columns;
-        let path_col = col(pc).ok_or_else(|| Error::file(csv_path, format!("no column {pc:?} (columns: {headers:?})")))?;
-        let label_col = col(lc).ok_or_else(|| Error::file(csv_path, format!("no column {lc:?} (columns: {headers:?})")))?;
+        let path_col = col(pc).ok_or_else(|| {
+            Error::file(csv_path, format!("no column {pc:?} (columns: {headers:?})"))
+        })?;
+        let label_col = col(lc).ok_or_else(|| {
+            Error::file(csv_path, format!("no column {lc:?} (columns: {headers:?})"))
+        })?;
         let slide_col = col(sc);
         let split_col = col(spc);
         let base = csv_path.parent().unwrap_or(Path::new("."));
@@ -154,11 +185,24 @@ impl Dataset {
             let get = |c: usize| rec.get(c).unwrap_or("").trim().to_string();
             let (file, label) = (get(path_col), get(label_col));
             if file.is_empty() || label.is_empty() {
-                return Err(Error::file(csv_path, format!("line {}: empty path or label", i + 2)));
+                return Err(Error::file(
+                    csv_path,
+                    format!("line {}: empty path or label", i + 2),
+                ));
             }
-            rows.push((base.join(file), label, slide_col.map(get), split_col.map(get).filter(|s| !s.is_empty())));
+            rows.push((
+                base.join(file),
+                label,
+                slide_col.map(get),
+                split_col.map(get).filter(|s| !s.is_empty()),
+            ));
         }
-        let classes: Vec<String> = rows.iter().map(|r| r.1.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+        let classes: Vec<String> = rows
+            .iter()
+            .map(|r| r.1.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let mut slides = Vec::new();
         let files = rows
             .into_iter()
@@ -183,26 +227,56 @@ impl Dataset {
     ) -> Result<Dataset> {
         let source = opts.slide.clone().unwrap_or(SlideSource::PerImage);
         let re = match &source {
-            SlideSource::Regex(r) => Some(Regex::new(r).map_err(|e| Error::Invalid(format!("slide regex {r:?}: {e}")))?),
+            SlideSource::Regex(r) => {
+                Some(Regex::new(r).map_err(|e| Error::Invalid(format!("slide regex {r:?}: {e}")))?)
+            }
             _ => None,
         };
         let mut warnings = Vec::new();
         let mut items = Vec::new();
         for (i, (path, label, split)) in files.into_iter().enumerate() {
-            let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let file_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let slide = match &source {
-                SlideSource::Column(c) => match column_slides.as_ref().and_then(|s| s[i].clone()).filter(|s| !s.is_empty()) {
+                SlideSource::Column(c) => match column_slides
+                    .as_ref()
+                    .and_then(|s| s[i].clone())
+                    .filter(|s| !s.is_empty())
+                {
                     Some(s) => s,
-                    None => return Err(Error::file(root, format!("line {}: empty {c:?} value", i + 2))),
+                    None => {
+                        return Err(Error::file(
+                            root,
+                            format!("line {}: empty {c:?} value", i + 2),
+                        ))
+                    }
                 },
                 SlideSource::Regex(r) => match re.as_ref().unwrap().find(&file_name) {
                     Some(m) => m.as_str().to_string(),
-                    None => return Err(Error::file(&path, format!("slide regex {r:?} does not match the file name"))),
+                    None => {
+                        return Err(Error::file(
+                            &path,
+                            format!("slide regex {r:?} does not match the file name"),
+                        ))
+                    }
                 },
-                SlideSource::Parent => path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                SlideSource::Parent => path
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 SlideSource::PerImage => file_name.clone(),
             };
-            items.push(Item { path, label, slide, split, width: 0, height: 0 });
+            items.push(Item {
+                path,
+                label,
+                slide,
+                split,
+                width: 0,
+                height: 0,
+            });
         }
         let slide_info = match &source {
             SlideSource::Column(c) => format!("slide id from column {c:?}"),
@@ -217,14 +291,28 @@ impl Dataset {
                 "one slide per image".into()
             }
         };
-        let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| root.display().to_string());
-        Ok(Dataset { name, root: root.to_path_buf(), classes, items, slide_info, skipped: Vec::new(), warnings })
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| root.display().to_string());
+        Ok(Dataset {
+            name,
+            root: root.to_path_buf(),
+            classes,
+            items,
+            slide_info,
+            skipped: Vec::new(),
+            warnings,
+        })
     }
 
     /// Decodes every image once (in parallel) to record its size and find bad files.
     fn check_images(&mut self, on_error: OnError) -> Result<()> {
-        let results: Vec<std::result::Result<(u32, u32), String>> =
-            self.items.par_iter().map(|it| decode::decode(&it.path).map(|img| (img.width, img.height))).collect();
+        let results: Vec<std::result::Result<(u32, u32), String>> = self
+            .items
+            .par_iter()
+            .map(|it| decode::decode(&it.path).map(|img| (img.width, img.height)))
+            .collect();
         let mut bad = Vec::new();
         let mut kept = Vec::new();
         for (mut it, r) in std::mem::take(&mut self.items).into_iter().zip(results) {
@@ -239,10 +327,17 @@ impl Dataset {
         }
         self.items = kept;
         if !bad.is_empty() && on_error == OnError::Fail {
-            let list: Vec<String> = bad.iter().map(|(p, w)| format!("  {}: {w}", p.display())).collect();
+            let list: Vec<String> = bad
+                .iter()
+                .map(|(p, w)| format!("  {}: {w}", p.display()))
+                .collect();
             return Err(Error::file(
                 &self.root,
-                format!("{} unreadable image(s) (use on_error: \"skip\" to leave them out):\n{}", bad.len(), list.join("\n")),
+                format!(
+                    "{} unreadable image(s) (use on_error: \"skip\" to leave them out):\n{}",
+                    bad.len(),
+                    list.join("\n")
+                ),
             ));
         }
         self.skipped = bad;
@@ -266,7 +361,11 @@ impl Dataset {
 
     /// Number of distinct slides.
     pub fn n_slides(&self) -> usize {
-        self.items.iter().map(|i| &i.slide).collect::<BTreeSet<_>>().len()
+        self.items
+            .iter()
+            .map(|i| &i.slide)
+            .collect::<BTreeSet<_>>()
+            .len()
     }
 
     /// Images per class.
@@ -306,7 +405,13 @@ impl Dataset {
         let mut s = self.describe() + "\n\nclass            images  slides\n";
         for (c, name) in self.classes.iter().enumerate() {
             let n = self.items.iter().filter(|i| i.label == c).count();
-            let sl = self.items.iter().filter(|i| i.label == c).map(|i| &i.slide).collect::<BTreeSet<_>>().len();
+            let sl = self
+                .items
+                .iter()
+                .filter(|i| i.label == c)
+                .map(|i| &i.slide)
+                .collect::<BTreeSet<_>>()
+                .len();
             s += &format!("{name:<16} {n:>6}  {sl:>6}\n");
         }
         let mut per_slide: BTreeMap<&str, usize> = BTreeMap::new();
@@ -317,7 +422,11 @@ impl Dataset {
         s += &format!(
             "\nimages per slide: min {}, median {}, max {}",
             sizes.iter().min().unwrap_or(&0),
-            { let mut v = sizes.clone(); v.sort(); v.get(v.len() / 2).copied().unwrap_or(0) },
+            {
+                let mut v = sizes.clone();
+                v.sort();
+                v.get(v.len() / 2).copied().unwrap_or(0)
+            },
             sizes.iter().max().unwrap_or(&0)
         );
         for w in &self.warnings {

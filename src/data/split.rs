@@ -7,7 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Assigns whole slides to `targets.len()` bins so that each bin gets about `targets[b]` of every
 /// class (greedy, biggest slides first, ties broken by the seed). Returns each item's bin.
-pub fn assign_slides(slides: &[String], labels: &[usize], targets: &[f64], seed: u64) -> Vec<usize> {
+pub fn assign_slides(
+    slides: &[String],
+    labels: &[usize],
+    targets: &[f64],
+    seed: u64,
+) -> Vec<usize> {
     let n_classes = labels.iter().max().map_or(1, |m| m + 1);
     let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, s) in slides.iter().enumerate() {
@@ -78,7 +83,15 @@ pub struct SplitOptions {
 
 impl Default for SplitOptions {
     fn default() -> Self {
-        SplitOptions { train: 0.6, val: 0.2, test: 0.2, by_slide: true, stratify: true, seed: 0, allow_slide_leakage: false }
+        SplitOptions {
+            train: 0.6,
+            val: 0.2,
+            test: 0.2,
+            by_slide: true,
+            stratify: true,
+            seed: 0,
+            allow_slide_leakage: false,
+        }
     }
 }
 
@@ -107,22 +120,49 @@ impl Split {
                     "train" => train.push(i),
                     "val" | "valid" | "validation" => val.push(i),
                     "test" => test.push(i),
-                    other => return Err(Error::Invalid(format!("{}: unknown split {other:?} (train, val, test)", it.path.display()))),
+                    other => {
+                        return Err(Error::Invalid(format!(
+                            "{}: unknown split {other:?} (train, val, test)",
+                            it.path.display()
+                        )))
+                    }
                 }
             }
         } else {
             let sum = o.train + o.val + o.test;
             if !(sum > 0.0) || o.train < 0.0 || o.val < 0.0 || o.test < 0.0 {
-                return Err(Error::Invalid(format!("split fractions must be ≥ 0 and not all zero (got {}, {}, {})", o.train, o.val, o.test)));
+                return Err(Error::Invalid(format!(
+                    "split fractions must be ≥ 0 and not all zero (got {}, {}, {})",
+                    o.train, o.val, o.test
+                )));
             }
             let targets = [o.train / sum, o.val / sum, o.test / sum];
-            let groups: Vec<String> = if o.by_slide { slides.clone() } else { (0..slides.len()).map(|i| i.to_string()).collect() };
-            let strat_labels: Vec<usize> = if o.stratify { labels.clone() } else { vec![0; labels.len()] };
-            for (i, b) in assign_slides(&groups, &strat_labels, &targets, o.seed).into_iter().enumerate() {
+            let groups: Vec<String> = if o.by_slide {
+                slides.clone()
+            } else {
+                (0..slides.len()).map(|i| i.to_string()).collect()
+            };
+            let strat_labels: Vec<usize> = if o.stratify {
+                labels.clone()
+            } else {
+                vec![0; labels.len()]
+            };
+            for (i, b) in assign_slides(&groups, &strat_labels, &targets, o.seed)
+                .into_iter()
+                .enumerate()
+            {
                 [&mut train, &mut val, &mut test][b].push(i);
             }
         }
-        let s = Split { train, val, test, slides, labels, classes: ds.classes.clone(), leakage_allowed: o.allow_slide_leakage };
+        let s = Split {
+            train,
+            val,
+            test,
+            slides,
+            labels,
+            classes: ds.classes.clone(),
+            leakage_allowed: o.allow_slide_leakage,
+        };
         s.check()?;
         Ok(s)
     }
@@ -132,7 +172,11 @@ impl Split {
         if self.leakage_allowed {
             return Ok(());
         }
-        let pairs = [("train", &self.train, "val", &self.val), ("train", &self.train, "test", &self.test), ("val", &self.val, "test", &self.test)];
+        let pairs = [
+            ("train", &self.train, "val", &self.val),
+            ("train", &self.train, "test", &self.test),
+            ("val", &self.val, "test", &self.test),
+        ];
         for (na, a, nb, b) in pairs {
             let shared = shared_slides(&self.slides, a, b);
             if !shared.is_empty() {
@@ -157,9 +201,23 @@ impl Split {
 
     /// A printable audit: images, slides and class counts per part, and shared slides.
     pub fn audit(&self) -> String {
-        let mut s = format!("{:<6} {:>7} {:>7}  per class ({})\n", "part", "images", "slides", self.classes.join(", "));
-        for (name, idx) in [("train", &self.train), ("val", &self.val), ("test", &self.test)] {
-            let n_sl = idx.iter().map(|i| &self.slides[*i]).collect::<BTreeSet<_>>().len();
+        let mut s = format!(
+            "{:<6} {:>7} {:>7}  per class ({})\n",
+            "part",
+            "images",
+            "slides",
+            self.classes.join(", ")
+        );
+        for (name, idx) in [
+            ("train", &self.train),
+            ("val", &self.val),
+            ("test", &self.test),
+        ] {
+            let n_sl = idx
+                .iter()
+                .map(|i| &self.slides[*i])
+                .collect::<BTreeSet<_>>()
+                .len();
             let mut per = vec![0; self.classes.len()];
             for i in idx.iter() {
                 per[self.labels[*i]] += 1;
@@ -189,7 +247,11 @@ pub enum Cv {
 
 impl Cv {
     /// `(train, test)` index pairs over rows with these slides and labels; checked for leakage.
-    pub fn folds(&self, slides: &[String], labels: &[usize]) -> Result<Vec<(Vec<usize>, Vec<usize>)>> {
+    pub fn folds(
+        &self,
+        slides: &[String],
+        labels: &[usize],
+    ) -> Result<Vec<(Vec<usize>, Vec<usize>)>> {
         let distinct: BTreeSet<&str> = slides.iter().map(|s| s.as_str()).collect();
         let bins = match self {
             Cv::SlideKFold { k, seed } => {
@@ -197,14 +259,23 @@ impl Cv {
                     return Err(Error::Invalid(format!("slide_kfold needs k ≥ 2 (got {k})")));
                 }
                 if *k > distinct.len() {
-                    return Err(Error::Invalid(format!("slide_kfold({k}) needs at least {k} slides; the data has {}", distinct.len())));
+                    return Err(Error::Invalid(format!(
+                        "slide_kfold({k}) needs at least {k} slides; the data has {}",
+                        distinct.len()
+                    )));
                 }
                 let targets = vec![1.0 / *k as f64; *k];
                 (assign_slides(slides, labels, &targets, *seed), *k)
             }
             Cv::LeaveOneSlideOut => {
                 let names: Vec<&str> = distinct.iter().copied().collect();
-                (slides.iter().map(|s| names.binary_search(&s.as_str()).unwrap()).collect(), names.len())
+                (
+                    slides
+                        .iter()
+                        .map(|s| names.binary_search(&s.as_str()).unwrap())
+                        .collect(),
+                    names.len(),
+                )
             }
         };
         let (bin_of, k) = bins;
@@ -217,7 +288,9 @@ impl Cv {
             }
             let shared = shared_slides(slides, &train, &test);
             if !shared.is_empty() {
-                return Err(Error::SlideLeakage(format!("fold {f} shares slides {shared:?}")));
+                return Err(Error::SlideLeakage(format!(
+                    "fold {f} shares slides {shared:?}"
+                )));
             }
             folds.push((train, test));
         }
@@ -247,7 +320,11 @@ mod tests {
             let main = r.below(n_classes);
             for _ in 0..1 + r.below(12) {
                 slides.push(format!("s{s}"));
-                labels.push(if r.below(4) == 0 { r.below(n_classes) } else { main });
+                labels.push(if r.below(4) == 0 {
+                    r.below(n_classes)
+                } else {
+                    main
+                });
             }
         }
         (slides, labels)
@@ -259,7 +336,10 @@ mod tests {
             let (slides, labels) = random_data(seed);
             let n_slides = slides.iter().collect::<BTreeSet<_>>().len();
             let k = 2 + (seed as usize % n_slides.saturating_sub(1).max(1)).min(8);
-            let cv = Cv::SlideKFold { k: k.min(n_slides), seed };
+            let cv = Cv::SlideKFold {
+                k: k.min(n_slides),
+                seed,
+            };
             let folds = cv.folds(&slides, &labels).unwrap();
             let mut seen = vec![0; slides.len()];
             for (train, test) in &folds {
@@ -269,7 +349,10 @@ mod tests {
                     seen[*t] += 1;
                 }
             }
-            assert!(seen.iter().all(|s| *s == 1), "each row is tested exactly once");
+            assert!(
+                seen.iter().all(|s| *s == 1),
+                "each row is tested exactly once"
+            );
             assert_eq!(folds, cv.folds(&slides, &labels).unwrap());
         }
     }
@@ -279,7 +362,9 @@ mod tests {
         // 40 single-class slides of 5 images, two classes 3:1; 4 folds get ~3:1 each.
         let slides: Vec<String> = (0..200).map(|i| format!("s{}", i / 5)).collect();
         let labels: Vec<usize> = (0..200).map(|i| usize::from((i / 5) % 4 == 0)).collect();
-        let folds = Cv::SlideKFold { k: 4, seed: 1 }.folds(&slides, &labels).unwrap();
+        let folds = Cv::SlideKFold { k: 4, seed: 1 }
+            .folds(&slides, &labels)
+            .unwrap();
         for (_, test) in folds {
             let ones = test.iter().filter(|i| labels[**i] == 1).count();
             assert_eq!(test.len(), 50);
@@ -291,6 +376,9 @@ mod tests {
     fn leave_one_slide_out_has_one_fold_per_slide() {
         let (slides, labels) = random_data(5);
         let n = slides.iter().collect::<BTreeSet<_>>().len();
-        assert_eq!(Cv::LeaveOneSlideOut.folds(&slides, &labels).unwrap().len(), n);
+        assert_eq!(
+            Cv::LeaveOneSlideOut.folds(&slides, &labels).unwrap().len(),
+            n
+        );
     }
 }

@@ -17,7 +17,10 @@ pub struct Preprocess {
 impl Preprocess {
     /// A stable text for cache keys: two preprocessings with the same key give the same pixels.
     pub fn key(&self) -> String {
-        format!("maxsquare-{}-{:?}-{:?}-v1", self.size, self.interpolation, self.normalisation)
+        format!(
+            "maxsquare-{}-{:?}-{:?}-v1",
+            self.size, self.interpolation, self.normalisation
+        )
     }
 }
 
@@ -32,7 +35,11 @@ pub struct Augment {
 impl Augment {
     /// The paper's augmentation: all three.
     pub fn paper() -> Self {
-        Augment { random_crop: true, flips: true, rotations: true }
+        Augment {
+            random_crop: true,
+            flips: true,
+            rotations: true,
+        }
     }
 }
 
@@ -49,7 +56,8 @@ pub fn square_resize(img: &Rgb, p: &Preprocess, aug: Option<(&Augment, &mut Rng)
         }
         rng_ref = Some((a, rng));
     }
-    let src = Image::from_vec_u8(img.width, img.height, img.pixels.clone(), PixelType::U8x3).expect("buffer size matches");
+    let src = Image::from_vec_u8(img.width, img.height, img.pixels.clone(), PixelType::U8x3)
+        .expect("buffer size matches");
     let mut dst = Image::new(p.size, p.size, PixelType::U8x3);
     let filter = match p.interpolation {
         Interpolation::Bilinear => FilterType::Bilinear,
@@ -58,7 +66,9 @@ pub fn square_resize(img: &Rgb, p: &Preprocess, aug: Option<(&Augment, &mut Rng)
     let opts = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(filter))
         .crop(left as f64, top as f64, side as f64, side as f64);
-    Resizer::new().resize(&src, &mut dst, &opts).expect("same pixel types");
+    Resizer::new()
+        .resize(&src, &mut dst, &opts)
+        .expect("same pixel types");
     let mut out = dst.into_vec();
     if let Some((a, rng)) = rng_ref {
         let n = p.size as usize;
@@ -99,7 +109,8 @@ fn rotate90(px: &[u8], n: usize) -> Vec<u8> {
     for y in 0..n {
         for x in 0..n {
             let (sy, sx) = (n - 1 - x, y);
-            out[(y * n + x) * 3..(y * n + x) * 3 + 3].copy_from_slice(&px[(sy * n + sx) * 3..(sy * n + sx) * 3 + 3]);
+            out[(y * n + x) * 3..(y * n + x) * 3 + 3]
+                .copy_from_slice(&px[(sy * n + sx) * 3..(sy * n + sx) * 3 + 3]);
         }
     }
     out
@@ -145,8 +156,16 @@ mod tests {
                 }
             }
         }
-        let img = Rgb { width: 6, height: 2, pixels };
-        let p = Preprocess { size: 2, interpolation: Interpolation::Bilinear, normalisation: Normalisation::Inception };
+        let img = Rgb {
+            width: 6,
+            height: 2,
+            pixels,
+        };
+        let p = Preprocess {
+            size: 2,
+            interpolation: Interpolation::Bilinear,
+            normalisation: Normalisation::Inception,
+        };
         assert!(square_resize(&img, &p, None).iter().all(|v| *v == 255));
     }
 }

@@ -22,7 +22,9 @@ pub fn hash_bytes(b: &[u8]) -> Hash {
 
 /// The cache root: `$PATHOLAB_CACHE` or `~/.cache/patholab/features`.
 pub fn root() -> PathBuf {
-    std::env::var_os("PATHOLAB_CACHE").map(PathBuf::from).unwrap_or_else(|| crate::home_cache().join("features"))
+    std::env::var_os("PATHOLAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::home_cache().join("features"))
 }
 
 /// The folder for one extraction setting; `description` is written beside the chunks.
@@ -55,7 +57,10 @@ impl TapCache {
                 Err(e) => eprintln!("warning: feature cache: skipping damaged chunk {e}"),
             }
         }
-        Ok(TapCache { dir: dir.to_path_buf(), rows })
+        Ok(TapCache {
+            dir: dir.to_path_buf(),
+            rows,
+        })
     }
 
     /// The cached row of an image.
@@ -81,8 +86,15 @@ impl TapCache {
                 buf.extend_from_slice(&v.to_le_bytes());
             }
         }
-        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let name = format!("chunk-{}-{stamp}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "chunk-{}-{stamp}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
         let tmp = self.dir.join(format!("{name}.tmp"));
         let fin = self.dir.join(format!("{name}.bin"));
         {
@@ -113,7 +125,10 @@ fn read_chunk(p: &Path) -> Result<Vec<(Hash, Vec<f32>)>> {
     Ok((0..n)
         .map(|i| {
             let h: Hash = b[14 + i * 32..14 + (i + 1) * 32].try_into().unwrap();
-            let row = data[i * d * 4..(i + 1) * d * 4].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+            let row = data[i * d * 4..(i + 1) * d * 4]
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
             (h, row)
         })
         .collect())
@@ -127,11 +142,20 @@ pub fn info() -> Result<String> {
     }
     let mut lines = vec![format!("feature cache {}", r.display())];
     let (mut files, mut bytes) = (0usize, 0u64);
-    let mut entries: Vec<_> = std::fs::read_dir(&r).at(&r)?.flatten().map(|e| e.path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(&r)
+        .at(&r)?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     for m in entries.into_iter().filter(|p| p.is_dir()) {
         let mut taps = Vec::new();
-        let mut tap_dirs: Vec<_> = std::fs::read_dir(&m).at(&m)?.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        let mut tap_dirs: Vec<_> = std::fs::read_dir(&m)
+            .at(&m)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
         tap_dirs.sort();
         for t in tap_dirs {
             let mut n_img = 0;
@@ -147,9 +171,16 @@ pub fn info() -> Result<String> {
                     }
                 }
             }
-            taps.push(format!("{} ({n_img} images)", t.file_name().unwrap().to_string_lossy()));
+            taps.push(format!(
+                "{} ({n_img} images)",
+                t.file_name().unwrap().to_string_lossy()
+            ));
         }
-        lines.push(format!("  {}: {}", m.file_name().unwrap().to_string_lossy(), taps.join(", ")));
+        lines.push(format!(
+            "  {}: {}",
+            m.file_name().unwrap().to_string_lossy(),
+            taps.join(", ")
+        ));
     }
     lines.push(format!("{files} chunk files, {:.1} MB", bytes as f64 / 1e6));
     Ok(lines.join("\n"))

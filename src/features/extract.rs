@@ -29,7 +29,9 @@ impl Reduce {
             "gap" | "avg" => Ok(Reduce::Gap),
             "gmp" | "max" => Ok(Reduce::Gmp),
             "gap+gmp" => Ok(Reduce::GapGmp),
-            _ => Err(Error::Invalid(format!("unknown reduce {s:?} (gap, gmp, gap+gmp)"))),
+            _ => Err(Error::Invalid(format!(
+                "unknown reduce {s:?} (gap, gmp, gap+gmp)"
+            ))),
         }
     }
 
@@ -48,7 +50,13 @@ impl Reduce {
         match self {
             Reduce::Gap => t.mean_dim(dims, false, tch::Kind::Float),
             Reduce::Gmp => t.amax(dims, false),
-            Reduce::GapGmp => Tensor::cat(&[t.mean_dim(dims, false, tch::Kind::Float), t.amax(dims, false)], 1),
+            Reduce::GapGmp => Tensor::cat(
+                &[
+                    t.mean_dim(dims, false, tch::Kind::Float),
+                    t.amax(dims, false),
+                ],
+                1,
+            ),
         }
     }
 }
@@ -68,37 +76,72 @@ pub struct ExtractOptions {
 
 impl Default for ExtractOptions {
     fn default() -> Self {
-        ExtractOptions { taps: vec!["last".into()], reduce: Reduce::Gap, batch: 32, shard: None, chunk: 64, quiet: false }
+        ExtractOptions {
+            taps: vec!["last".into()],
+            reduce: Reduce::Gap,
+            batch: 32,
+            shard: None,
+            chunk: 64,
+            quiet: false,
+        }
     }
 }
 
 /// The preprocessing a network's weights expect.
 pub fn preprocess_for(net: &Network) -> Preprocess {
-    Preprocess { size: net.spec.input_size as u32, interpolation: net.spec.interpolation, normalisation: net.spec.normalisation }
+    Preprocess {
+        size: net.spec.input_size as u32,
+        interpolation: net.spec.interpolation,
+        normalisation: net.spec.normalisation,
+    }
 }
 
 /// Content hashes of every image of the dataset (read in parallel).
 pub fn image_hashes(ds: &Dataset) -> Result<Vec<Hash>> {
-    ds.items.par_iter().map(|it| std::fs::read(&it.path).at(&it.path).map(|b| cache::hash_bytes(&b))).collect()
+    ds.items
+        .par_iter()
+        .map(|it| {
+            std::fs::read(&it.path)
+                .at(&it.path)
+                .map(|b| cache::hash_bytes(&b))
+        })
+        .collect()
 }
 
 /// Extracts features of `ds` at the requested taps; cached rows are read, the rest computed.
 pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<FeatureSet> {
     let taps = net.resolve_taps(&o.taps)?;
     let pre = preprocess_for(net);
-    let setting = format!("{}|{}|{}|{}", net.spec.name, net.digest, pre.key(), o.reduce.name());
+    let setting = format!(
+        "{}|{}|{}|{}",
+        net.spec.name,
+        net.digest,
+        pre.key(),
+        o.reduce.name()
+    );
     let dir = cache::model_dir(net.spec.name, &setting);
     std::fs::create_dir_all(&dir).at(&dir)?;
     std::fs::write(dir.join("setting.txt"), &setting).at(&dir)?;
-    let mut caches: Vec<TapCache> = taps.iter().map(|t| TapCache::open(&dir.join(t))).collect::<Result<_>>()?;
+    let mut caches: Vec<TapCache> = taps
+        .iter()
+        .map(|t| TapCache::open(&dir.join(t)))
+        .collect::<Result<_>>()?;
 
     let hashes = image_hashes(ds)?;
     let rows: Vec<usize> = match o.shard {
-        Some((i, n)) if n == 0 || i >= n => return Err(Error::Invalid(format!("shard [{i}, {n}]: need 0 ≤ i < n"))),
-        Some((i, n)) => (0..ds.len()).filter(|r| shard_of(&hashes[*r], n) == i).collect(),
+        Some((i, n)) if n == 0 || i >= n => {
+            return Err(Error::Invalid(format!("shard [{i}, {n}]: need 0 ≤ i < n")))
+        }
+        Some((i, n)) => (0..ds.len())
+            .filter(|r| shard_of(&hashes[*r], n) == i)
+            .collect(),
         None => (0..ds.len()).collect(),
     };
-    let mut missing: Vec<usize> = rows.iter().copied().filter(|r| caches.iter().any(|c| c.get(&hashes[*r]).is_none())).collect();
+    let mut missing: Vec<usize> = rows
+        .iter()
+        .copied()
+        .filter(|r| caches.iter().any(|c| c.get(&hashes[*r]).is_none()))
+        .collect();
     missing.dedup_by_key(|r| hashes[*r]);
     let computed = missing.len();
     if !missing.is_empty() {
@@ -106,7 +149,14 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
     }
 
     // Assemble the matrix in dataset order, taps side by side.
-    let dims: Vec<usize> = caches.iter().map(|c| rows.first().and_then(|r| c.get(&hashes[*r])).map_or(0, |v| v.len())).collect();
+    let dims: Vec<usize> = caches
+        .iter()
+        .map(|c| {
+            rows.first()
+                .and_then(|r| c.get(&hashes[*r]))
+                .map_or(0, |v| v.len())
+        })
+        .collect();
     let d: usize = dims.iter().sum();
     let mut x = Vec::with_capacity(rows.len() * d);
     for r in &rows {
@@ -116,9 +166,16 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
     }
     let mut columns = Vec::with_capacity(d);
     for (t, dim) in taps.iter().zip(&dims) {
-        columns.extend((0..*dim).map(|ch| Column { network: net.spec.name.into(), tap: t.clone(), reduce: o.reduce.name().into(), channel: ch }));
+        columns.extend((0..*dim).map(|ch| Column {
+            network: net.spec.name.into(),
+            tap: t.clone(),
+            reduce: o.reduce.name().into(),
+            channel: ch,
+        }));
     }
-    let pick = |f: &dyn Fn(&crate::data::Item) -> String| rows.iter().map(|r| f(&ds.items[*r])).collect::<Vec<_>>();
+    let pick = |f: &dyn Fn(&crate::data::Item) -> String| {
+        rows.iter().map(|r| f(&ds.items[*r])).collect::<Vec<_>>()
+    };
     let mut fs = FeatureSet::new(
         x,
         pick(&|it| it.path.display().to_string()),
@@ -129,7 +186,12 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
     )?;
     fs.computed = computed;
     if !o.quiet {
-        eprintln!("features: {} images × {d} ({} computed, {} from cache)", rows.len(), computed, rows.len() - computed);
+        eprintln!(
+            "features: {} images × {d} ({} computed, {} from cache)",
+            rows.len(),
+            computed,
+            rows.len() - computed
+        );
     }
     Ok(fs)
 }
@@ -152,12 +214,29 @@ fn compute(
 ) -> Result<()> {
     let paths = missing.iter().map(|r| ds.items[*r].path.clone()).collect();
     let streams = vec![0; missing.len()];
-    let rx = batches(paths, streams, o.batch, Prepare { pre, augment: None, seed: 0 }, 2);
-    let bar = crate::progress::bar(missing.len() as u64, &format!("{} features", net.spec.name), o.quiet);
+    let rx = batches(
+        paths,
+        streams,
+        o.batch,
+        Prepare {
+            pre,
+            augment: None,
+            seed: 0,
+        },
+        2,
+    );
+    let bar = crate::progress::bar(
+        missing.len() as u64,
+        &format!("{} features", net.spec.name),
+        o.quiet,
+    );
     let device = net.device();
     let mut pending_hashes: Vec<Hash> = Vec::new();
     let mut pending: Vec<Vec<Vec<f32>>> = vec![Vec::new(); taps.len()];
-    let flush = |ph: &mut Vec<Hash>, pend: &mut Vec<Vec<Vec<f32>>>, caches: &mut [TapCache]| -> Result<()> {
+    let flush = |ph: &mut Vec<Hash>,
+                 pend: &mut Vec<Vec<Vec<f32>>>,
+                 caches: &mut [TapCache]|
+     -> Result<()> {
         for (c, rows) in caches.iter_mut().zip(pend.iter_mut()) {
             c.write_chunk(ph, rows)?;
             rows.clear();
@@ -171,7 +250,12 @@ fn compute(
         let x = batch.tensor(device);
         let outs = tch::no_grad(|| net.forward_taps(&x, taps, false));
         for (t, out) in outs.iter().enumerate() {
-            let v = o.reduce.apply(out).to_device(Device::Cpu).to_kind(tch::Kind::Float).contiguous();
+            let v = o
+                .reduce
+                .apply(out)
+                .to_device(Device::Cpu)
+                .to_kind(tch::Kind::Float)
+                .contiguous();
             let dim = v.size()[1] as usize;
             let flat: Vec<f32> = Vec::<f32>::try_from(v.flatten(0, -1))?;
             pending[t].extend(flat.chunks(dim).map(|c| c.to_vec()));
@@ -184,9 +268,14 @@ fn compute(
     }
     flush(&mut pending_hashes, &mut pending, caches)?;
     bar.finish_and_clear();
-    let still: usize = missing.iter().filter(|r| caches.iter().any(|c| c.get(&hashes[**r]).is_none())).count();
+    let still: usize = missing
+        .iter()
+        .filter(|r| caches.iter().any(|c| c.get(&hashes[**r]).is_none()))
+        .count();
     if still > 0 {
-        return Err(Error::Invalid(format!("extraction stopped early: {still} images not computed")));
+        return Err(Error::Invalid(format!(
+            "extraction stopped early: {still} images not computed"
+        )));
     }
     Ok(())
 }

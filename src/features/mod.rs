@@ -22,7 +22,10 @@ pub struct Column {
 impl Column {
     /// `network/tap/reduce/channel`, the column name in files.
     pub fn name(&self) -> String {
-        format!("{}/{}/{}/{}", self.network, self.tap, self.reduce, self.channel)
+        format!(
+            "{}/{}/{}/{}",
+            self.network, self.tap, self.reduce, self.channel
+        )
     }
 
     /// Parses [`Column::name`]; other names become a column of network "?".
@@ -30,10 +33,20 @@ impl Column {
         let parts: Vec<&str> = name.rsplitn(4, '/').collect();
         if parts.len() == 4 {
             if let Ok(ch) = parts[0].parse() {
-                return Column { network: parts[3].into(), tap: parts[2].into(), reduce: parts[1].into(), channel: ch };
+                return Column {
+                    network: parts[3].into(),
+                    tap: parts[2].into(),
+                    reduce: parts[1].into(),
+                    channel: ch,
+                };
             }
         }
-        Column { network: "?".into(), tap: name.into(), reduce: String::new(), channel: 0 }
+        Column {
+            network: "?".into(),
+            tap: name.into(),
+            reduce: String::new(),
+            channel: 0,
+        }
     }
 }
 
@@ -72,7 +85,17 @@ impl FeatureSet {
                 slides.len()
             )));
         }
-        Ok(FeatureSet { x: Arc::new(x), n, d, ids, labels, slides, classes, columns: Arc::new(columns), computed: 0 })
+        Ok(FeatureSet {
+            x: Arc::new(x),
+            n,
+            d,
+            ids,
+            labels,
+            slides,
+            classes,
+            columns: Arc::new(columns),
+            computed: 0,
+        })
     }
 
     /// Row `i`.
@@ -88,7 +111,10 @@ impl FeatureSet {
     /// The rows at `idx` (positions in this set, e.g. a split's train indices).
     pub fn subset(&self, idx: &[usize]) -> Result<FeatureSet> {
         if let Some(bad) = idx.iter().find(|i| **i >= self.n) {
-            return Err(Error::Invalid(format!("row {bad} out of range: the feature set has {} rows", self.n)));
+            return Err(Error::Invalid(format!(
+                "row {bad} out of range: the feature set has {} rows",
+                self.n
+            )));
         }
         let mut x = Vec::with_capacity(idx.len() * self.d);
         for i in idx {
@@ -110,7 +136,10 @@ impl FeatureSet {
     /// The columns at `cols`, in that order.
     pub fn select_columns(&self, cols: &[usize]) -> Result<FeatureSet> {
         if let Some(bad) = cols.iter().find(|c| **c >= self.d) {
-            return Err(Error::Invalid(format!("column {bad} out of range: the feature set has {} columns", self.d)));
+            return Err(Error::Invalid(format!(
+                "column {bad} out of range: the feature set has {} columns",
+                self.d
+            )));
         }
         let mut x = Vec::with_capacity(self.n * cols.len());
         for i in 0..self.n {
@@ -118,7 +147,14 @@ impl FeatureSet {
             x.extend(cols.iter().map(|c| r[*c]));
         }
         let columns = cols.iter().map(|c| self.columns[*c].clone()).collect();
-        FeatureSet::new(x, self.ids.clone(), self.labels.clone(), self.slides.clone(), self.classes.clone(), columns)
+        FeatureSet::new(
+            x,
+            self.ids.clone(),
+            self.labels.clone(),
+            self.slides.clone(),
+            self.classes.clone(),
+            columns,
+        )
     }
 
     /// Columns whose network and/or tap match (empty filter = any).
@@ -130,7 +166,10 @@ impl FeatureSet {
             })
             .collect();
         if cols.is_empty() {
-            return Err(Error::Invalid(format!("no column matches network {network:?}, tap {tap:?}; taps here: {:?}", self.taps())));
+            return Err(Error::Invalid(format!(
+                "no column matches network {network:?}, tap {tap:?}; taps here: {:?}",
+                self.taps()
+            )));
         }
         self.select_columns(&cols)
     }
@@ -149,23 +188,46 @@ impl FeatureSet {
     /// Columns of `self` then `other`, for the same images (matched by id, any order).
     pub fn merge(&self, other: &FeatureSet) -> Result<FeatureSet> {
         if self.n != other.n {
-            return Err(Error::Invalid(format!("merge needs the same images: {} rows vs {}", self.n, other.n)));
+            return Err(Error::Invalid(format!(
+                "merge needs the same images: {} rows vs {}",
+                self.n, other.n
+            )));
         }
-        let pos: HashMap<&str, usize> = other.ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+        let pos: HashMap<&str, usize> = other
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
         let mut x = Vec::with_capacity(self.n * (self.d + other.d));
         for i in 0..self.n {
-            let j = *pos.get(self.ids[i].as_str()).ok_or_else(|| Error::Invalid(format!("merge: image {} is missing from the other set", self.ids[i])))?;
+            let j = *pos.get(self.ids[i].as_str()).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "merge: image {} is missing from the other set",
+                    self.ids[i]
+                ))
+            })?;
             x.extend_from_slice(self.row(i));
             x.extend_from_slice(other.row(j));
         }
         let mut columns = (*self.columns).clone();
         for c in other.columns.iter() {
             if columns.contains(c) {
-                return Err(Error::Invalid(format!("merge: column {} is in both sets", c.name())));
+                return Err(Error::Invalid(format!(
+                    "merge: column {} is in both sets",
+                    c.name()
+                )));
             }
             columns.push(c.clone());
         }
-        FeatureSet::new(x, self.ids.clone(), self.labels.clone(), self.slides.clone(), self.classes.clone(), columns)
+        FeatureSet::new(
+            x,
+            self.ids.clone(),
+            self.labels.clone(),
+            self.slides.clone(),
+            self.classes.clone(),
+            columns,
+        )
     }
 
     /// One line for the prompt.
@@ -184,7 +246,10 @@ impl FeatureSet {
             self.n,
             self.d,
             self.classes.len(),
-            self.slides.iter().collect::<std::collections::BTreeSet<_>>().len(),
+            self.slides
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
             self.taps().len(),
             nets.join(" + ")
         )

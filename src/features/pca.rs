@@ -27,14 +27,19 @@ impl Clone for Pca {
 }
 
 fn matrix(f: &FeatureSet) -> Tensor {
-    Tensor::from_slice(&f.x).reshape([f.n as i64, f.d as i64]).to_kind(Kind::Double)
+    Tensor::from_slice(&f.x)
+        .reshape([f.n as i64, f.d as i64])
+        .to_kind(Kind::Double)
 }
 
 impl Pca {
     /// Fits `k` components on `train` (signs fixed so each axis's largest loading is positive).
     pub fn fit(k: usize, train: &FeatureSet) -> Result<Pca> {
         if k == 0 || k > train.d.min(train.n) {
-            return Err(Error::Invalid(format!("pca({k}) needs 1 ≤ k ≤ min(rows, columns) = {}", train.d.min(train.n))));
+            return Err(Error::Invalid(format!(
+                "pca({k}) needs 1 ≤ k ≤ min(rows, columns) = {}",
+                train.d.min(train.n)
+            )));
         }
         let x = matrix(train);
         let mean = x.mean_dim(0, true, Kind::Double);
@@ -47,17 +52,46 @@ impl Pca {
         let var = s.square();
         let total = f64::try_from(var.sum(Kind::Double))?;
         let ratio: Vec<f64> = Vec::try_from(var.narrow(0, 0, k as i64) / total)?;
-        Ok(Pca { k, mean, components: comps, explained_variance_ratio: ratio, source_columns: train.d })
+        Ok(Pca {
+            k,
+            mean,
+            components: comps,
+            explained_variance_ratio: ratio,
+            source_columns: train.d,
+        })
     }
 
     /// Projects `f` onto the fitted axes.
     pub fn transform(&self, f: &FeatureSet) -> Result<FeatureSet> {
         if f.d != self.source_columns {
-            return Err(Error::Invalid(format!("pca was fitted on {} columns, this set has {}", self.source_columns, f.d)));
+            return Err(Error::Invalid(format!(
+                "pca was fitted on {} columns, this set has {}",
+                self.source_columns, f.d
+            )));
         }
-        let y = (matrix(f) - &self.mean).matmul(&self.components.tr()).to_kind(Kind::Float).contiguous();
-        let network = f.columns.first().map_or("?".to_string(), |c| c.network.clone());
-        let cols = (0..self.k).map(|c| Column { network: network.clone(), tap: "pca".into(), reduce: "pca".into(), channel: c }).collect();
-        FeatureSet::new(Vec::try_from(y.flatten(0, -1))?, f.ids.clone(), f.labels.clone(), f.slides.clone(), f.classes.clone(), cols)
+        let y = (matrix(f) - &self.mean)
+            .matmul(&self.components.tr())
+            .to_kind(Kind::Float)
+            .contiguous();
+        let network = f
+            .columns
+            .first()
+            .map_or("?".to_string(), |c| c.network.clone());
+        let cols = (0..self.k)
+            .map(|c| Column {
+                network: network.clone(),
+                tap: "pca".into(),
+                reduce: "pca".into(),
+                channel: c,
+            })
+            .collect();
+        FeatureSet::new(
+            Vec::try_from(y.flatten(0, -1))?,
+            f.ids.clone(),
+            f.labels.clone(),
+            f.slides.clone(),
+            f.classes.clone(),
+            cols,
+        )
     }
 }

@@ -17,7 +17,18 @@ const GROWTH: i64 = 32;
 const BN_SIZE: i64 = 4;
 
 fn conv(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
-    nn::conv2d(p, cin, cout, k, nn::ConvConfig { stride, padding, bias: false, ..Default::default() })
+    nn::conv2d(
+        p,
+        cin,
+        cout,
+        k,
+        nn::ConvConfig {
+            stride,
+            padding,
+            bias: false,
+            ..Default::default()
+        },
+    )
 }
 
 struct DenseLayer {
@@ -34,7 +45,10 @@ pub fn build(p: &nn::Path, depth: usize) -> Body {
     let conv0 = conv(&f / "conv0", 3, 64, 7, 2, 3);
     let norm0 = batch_norm(&f / "norm0", 64, 1e-5, 0.1);
     let mut stages = vec![Stage::new("features.pool0", move |x, t| {
-        x.apply(&conv0).apply_t(&norm0, t).relu().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
+        x.apply(&conv0)
+            .apply_t(&norm0, t)
+            .relu()
+            .max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
     })];
     let mut c = 64;
     let blocks = config(depth);
@@ -52,27 +66,53 @@ pub fn build(p: &nn::Path, depth: usize) -> Body {
                 }
             })
             .collect();
-        stages.push(Stage::new(&format!("features.denseblock{}", i + 1), move |x, t| {
-            let mut feats = vec![x.shallow_clone()];
-            for l in &layers {
-                let cat = Tensor::cat(&feats, 1);
-                let y = cat.apply_t(&l.norm1, t).relu().apply(&l.conv1).apply_t(&l.norm2, t).relu().apply(&l.conv2);
-                feats.push(y);
-            }
-            Tensor::cat(&feats, 1)
-        }));
+        stages.push(Stage::new(
+            &format!("features.denseblock{}", i + 1),
+            move |x, t| {
+                let mut feats = vec![x.shallow_clone()];
+                for l in &layers {
+                    let cat = Tensor::cat(&feats, 1);
+                    let y = cat
+                        .apply_t(&l.norm1, t)
+                        .relu()
+                        .apply(&l.conv1)
+                        .apply_t(&l.norm2, t)
+                        .relu()
+                        .apply(&l.conv2);
+                    feats.push(y);
+                }
+                Tensor::cat(&feats, 1)
+            },
+        ));
         c += n * GROWTH;
         if i + 1 < blocks.len() {
             let tp = &f / format!("transition{}", i + 1);
             let norm = batch_norm(&tp / "norm", c, 1e-5, 0.1);
             let cv = conv(&tp / "conv", c, c / 2, 1, 1, 0);
-            stages.push(Stage::new(&format!("features.transition{}", i + 1), move |x, t| {
-                x.apply_t(&norm, t).relu().apply(&cv).avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>)
-            }));
+            stages.push(Stage::new(
+                &format!("features.transition{}", i + 1),
+                move |x, t| {
+                    x.apply_t(&norm, t).relu().apply(&cv).avg_pool2d(
+                        [2, 2],
+                        [2, 2],
+                        [0, 0],
+                        false,
+                        true,
+                        None::<i64>,
+                    )
+                },
+            ));
             c /= 2;
         }
     }
     let norm5 = batch_norm(&f / "norm5", c, 1e-5, 0.1);
-    stages.push(Stage::new("features.norm5", move |x, t| x.apply_t(&norm5, t).relu()));
-    Body { stages, pre_logits: Box::new(|x, _| super::layers::gap(x)), fc_path: "classifier".into(), fc_in: c }
+    stages.push(Stage::new("features.norm5", move |x, t| {
+        x.apply_t(&norm5, t).relu()
+    }));
+    Body {
+        stages,
+        pre_logits: Box::new(|x, _| super::layers::gap(x)),
+        fc_path: "classifier".into(),
+        fc_in: c,
+    }
 }

@@ -30,7 +30,13 @@ const BLOCKS: [(i64, i64, i64, i64, i64, i64); 7] = [
     (1, 3, 1, 6, 192, 320),
 ];
 
-const BN: ConvOpts = ConvOpts { stride: 1, padding: 0, groups: 1, eps: 1e-3, momentum: 0.01 };
+const BN: ConvOpts = ConvOpts {
+    stride: 1,
+    padding: 0,
+    groups: 1,
+    eps: 1e-3,
+    momentum: 0.01,
+};
 
 struct MbConv {
     expand: Option<ConvBn>,
@@ -48,12 +54,16 @@ impl MbConv {
             Some(e) => e.forward(input, train).relu6(),
             None => input.shallow_clone(),
         };
-        x = self.depthwise.forward(&pad_same(&x, self.kernel, self.stride), train).relu6();
+        x = self
+            .depthwise
+            .forward(&pad_same(&x, self.kernel, self.stride), train)
+            .relu6();
         x = self.project.forward(&x, train);
         if self.skip {
             if train && self.drop_connect > 0.0 {
                 let keep = 1.0 - self.drop_connect;
-                let mask = (Tensor::rand([x.size()[0], 1, 1, 1], (x.kind(), x.device())) + keep).floor();
+                let mask =
+                    (Tensor::rand([x.size()[0], 1, 1, 1], (x.kind(), x.device())) + keep).floor();
                 x = x / keep * mask;
             }
             x = x + input;
@@ -66,18 +76,44 @@ impl MbConv {
 pub fn build(p: &nn::Path, variant: usize) -> Body {
     let (width, depth) = coefficients(variant);
     let stem = ConvBn {
-        conv: nn::conv2d(p / "_conv_stem", 3, 32, 3, nn::ConvConfig { stride: 2, bias: false, ..Default::default() }),
+        conv: nn::conv2d(
+            p / "_conv_stem",
+            3,
+            32,
+            3,
+            nn::ConvConfig {
+                stride: 2,
+                bias: false,
+                ..Default::default()
+            },
+        ),
         bn: super::layers::batch_norm(p / "_bn0", 32, 1e-3, 0.01),
     };
-    let mut stages = vec![Stage::new("_conv_stem", move |x, t| stem.forward(&pad_same(x, 3, 2), t).relu6())];
+    let mut stages = vec![Stage::new("_conv_stem", move |x, t| {
+        stem.forward(&pad_same(x, 3, 2), t).relu6()
+    })];
     let mut plan = Vec::new();
     for (i, &(r, k, s, e, cin, cout)) in BLOCKS.iter().enumerate() {
         let fixed = i == 0 || i == BLOCKS.len() - 1;
-        let repeats = if fixed { r } else { (depth * r as f64).ceil() as i64 };
-        let cin = if i == 0 { 32 } else { round_filters(cin, width) };
+        let repeats = if fixed {
+            r
+        } else {
+            (depth * r as f64).ceil() as i64
+        };
+        let cin = if i == 0 {
+            32
+        } else {
+            round_filters(cin, width)
+        };
         let cout = round_filters(cout, width);
         for j in 0..repeats {
-            plan.push((k, if j == 0 { s } else { 1 }, e, if j == 0 { cin } else { cout }, cout));
+            plan.push((
+                k,
+                if j == 0 { s } else { 1 },
+                e,
+                if j == 0 { cin } else { cout },
+                cout,
+            ));
         }
     }
     let n = plan.len();
@@ -85,22 +121,38 @@ pub fn build(p: &nn::Path, variant: usize) -> Body {
     for (idx, (k, s, e, cin, cout)) in plan.into_iter().enumerate() {
         let b = p / "_blocks" / idx;
         let hidden = cin * e;
-        let expand = (e != 1).then(|| super::layers::conv_bn(&b / "_expand_conv", &b / "_bn0", cin, hidden, 1, BN));
-        let dw = ConvOpts { stride: s, groups: hidden, ..BN };
+        let expand = (e != 1)
+            .then(|| super::layers::conv_bn(&b / "_expand_conv", &b / "_bn0", cin, hidden, 1, BN));
+        let dw = ConvOpts {
+            stride: s,
+            groups: hidden,
+            ..BN
+        };
         let block = MbConv {
             expand,
-            depthwise: super::layers::conv_bn(&b / "_depthwise_conv", &b / "_bn1", hidden, hidden, k, dw),
+            depthwise: super::layers::conv_bn(
+                &b / "_depthwise_conv",
+                &b / "_bn1",
+                hidden,
+                hidden,
+                k,
+                dw,
+            ),
             project: super::layers::conv_bn(&b / "_project_conv", &b / "_bn2", hidden, cout, 1, BN),
             kernel: k,
             stride: s,
             skip: s == 1 && cin == cout,
             drop_connect: 0.2 * idx as f64 / n as f64,
         };
-        stages.push(Stage::new(&format!("_blocks.{idx}"), move |x, t| block.forward(x, t)));
+        stages.push(Stage::new(&format!("_blocks.{idx}"), move |x, t| {
+            block.forward(x, t)
+        }));
         last = cout;
     }
     let head = super::layers::conv_bn(p / "_conv_head", p / "_bn1", last, 1280, 1, BN);
-    stages.push(Stage::new("_conv_head", move |x, t| head.forward(x, t).relu6()));
+    stages.push(Stage::new("_conv_head", move |x, t| {
+        head.forward(x, t).relu6()
+    }));
     let dropout = [0.2, 0.2, 0.3, 0.3, 0.3][variant];
     Body {
         stages,
@@ -117,7 +169,11 @@ pub fn stage_ends(variant: usize) -> Vec<String> {
     let mut taps = vec!["_conv_stem".to_string()];
     for (i, &(r, ..)) in BLOCKS.iter().enumerate() {
         let fixed = i == 0 || i == BLOCKS.len() - 1;
-        idx += if fixed { r } else { (depth * r as f64).ceil() as i64 };
+        idx += if fixed {
+            r
+        } else {
+            (depth * r as f64).ceil() as i64
+        };
         taps.push(format!("_blocks.{}", idx - 1));
     }
     taps.push("_conv_head".into());

@@ -23,19 +23,49 @@ pub struct ConvOpts {
 
 impl Default for ConvOpts {
     fn default() -> Self {
-        ConvOpts { stride: 1, padding: 0, groups: 1, eps: 1e-5, momentum: 0.1 }
+        ConvOpts {
+            stride: 1,
+            padding: 0,
+            groups: 1,
+            eps: 1e-5,
+            momentum: 0.1,
+        }
     }
 }
 
 /// A bias-free `k`×`k` convolution at `conv_path` and a batch norm at `bn_path`.
-pub fn conv_bn(conv_path: nn::Path, bn_path: nn::Path, cin: i64, cout: i64, k: i64, o: ConvOpts) -> ConvBn {
-    let cfg = nn::ConvConfig { stride: o.stride, padding: o.padding, groups: o.groups, bias: false, ..Default::default() };
-    ConvBn { conv: nn::conv2d(conv_path, cin, cout, k, cfg), bn: batch_norm(bn_path, cout, o.eps, o.momentum) }
+pub fn conv_bn(
+    conv_path: nn::Path,
+    bn_path: nn::Path,
+    cin: i64,
+    cout: i64,
+    k: i64,
+    o: ConvOpts,
+) -> ConvBn {
+    let cfg = nn::ConvConfig {
+        stride: o.stride,
+        padding: o.padding,
+        groups: o.groups,
+        bias: false,
+        ..Default::default()
+    };
+    ConvBn {
+        conv: nn::conv2d(conv_path, cin, cout, k, cfg),
+        bn: batch_norm(bn_path, cout, o.eps, o.momentum),
+    }
 }
 
 /// A batch norm with PyTorch's parameter names.
 pub fn batch_norm(p: nn::Path, c: i64, eps: f64, momentum: f64) -> nn::BatchNorm {
-    nn::batch_norm2d(p, c, nn::BatchNormConfig { eps, momentum, ..Default::default() })
+    nn::batch_norm2d(
+        p,
+        c,
+        nn::BatchNormConfig {
+            eps,
+            momentum,
+            ..Default::default()
+        },
+    )
 }
 
 impl ConvBn {

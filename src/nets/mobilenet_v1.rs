@@ -5,13 +5,26 @@ use super::layers::{conv_bn, ConvOpts};
 use super::{Body, Stage};
 
 // Per stage: (output channels, stride of its first block, blocks).
-const STAGES: [(i64, i64, usize); 5] = [(64, 1, 1), (128, 2, 2), (256, 2, 2), (512, 2, 6), (1024, 2, 2)];
+const STAGES: [(i64, i64, usize); 5] = [
+    (64, 1, 1),
+    (128, 2, 2),
+    (256, 2, 2),
+    (512, 2, 6),
+    (1024, 2, 2),
+];
 
 /// Builds MobileNetV1; taps are `conv_stem` and every block `blocks.S.B`.
 pub fn build(p: &tch::nn::Path) -> Body {
-    let o = |stride, padding, groups| ConvOpts { stride, padding, groups, ..Default::default() };
+    let o = |stride, padding, groups| ConvOpts {
+        stride,
+        padding,
+        groups,
+        ..Default::default()
+    };
     let stem = conv_bn(p / "conv_stem", p / "bn1", 3, 32, 3, o(2, 1, 1));
-    let mut stages = vec![Stage::new("conv_stem", move |x, t| stem.forward(x, t).relu6())];
+    let mut stages = vec![Stage::new("conv_stem", move |x, t| {
+        stem.forward(x, t).relu6()
+    })];
     let mut cin = 32;
     for (s, &(cout, stride, n)) in STAGES.iter().enumerate() {
         for b in 0..n {
@@ -25,5 +38,10 @@ pub fn build(p: &tch::nn::Path) -> Body {
             cin = cout;
         }
     }
-    Body { stages, pre_logits: Box::new(|x, _| super::layers::gap(x)), fc_path: "classifier".into(), fc_in: cin }
+    Body {
+        stages,
+        pre_logits: Box::new(|x, _| super::layers::gap(x)),
+        fc_path: "classifier".into(),
+        fc_in: cin,
+    }
 }

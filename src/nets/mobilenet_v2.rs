@@ -5,8 +5,15 @@ use super::{Body, Stage};
 use tch::{nn, Tensor};
 
 // (expand t, channels c, repeats n, stride s)
-const SETTINGS: [(i64, i64, i64, i64); 7] =
-    [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
+const SETTINGS: [(i64, i64, i64, i64); 7] = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+];
 
 struct InvertedResidual {
     convs: Vec<(ConvBn, bool)>,
@@ -16,9 +23,16 @@ struct InvertedResidual {
 /// Builds MobileNetV2; taps are `features.0` … `features.18`.
 pub fn build(p: &nn::Path) -> Body {
     let f = p / "features";
-    let o = |stride, padding, groups| ConvOpts { stride, padding, groups, ..Default::default() };
+    let o = |stride, padding, groups| ConvOpts {
+        stride,
+        padding,
+        groups,
+        ..Default::default()
+    };
     let stem = conv_bn(&f / 0 / 0, &f / 0 / 1, 3, 32, 3, o(2, 1, 1));
-    let mut stages = vec![Stage::new("features.0", move |x, t| stem.forward(x, t).relu6())];
+    let mut stages = vec![Stage::new("features.0", move |x, t| {
+        stem.forward(x, t).relu6()
+    })];
     let mut cin = 32;
     let mut idx = 1;
     for (t, c, n, s) in SETTINGS {
@@ -29,36 +43,66 @@ pub fn build(p: &nn::Path) -> Body {
             let mut convs = Vec::new();
             let mut j = 0;
             if t != 1 {
-                convs.push((conv_bn(&q / j / 0, &q / j / 1, cin, hidden, 1, o(1, 0, 1)), true));
+                convs.push((
+                    conv_bn(&q / j / 0, &q / j / 1, cin, hidden, 1, o(1, 0, 1)),
+                    true,
+                ));
                 j += 1;
             }
-            convs.push((conv_bn(&q / j / 0, &q / j / 1, hidden, hidden, 3, o(stride, 1, hidden)), true));
+            convs.push((
+                conv_bn(
+                    &q / j / 0,
+                    &q / j / 1,
+                    hidden,
+                    hidden,
+                    3,
+                    o(stride, 1, hidden),
+                ),
+                true,
+            ));
             let project = ConvBn {
-                conv: nn::conv2d(&q / (j + 1), hidden, c, 1, nn::ConvConfig { bias: false, ..Default::default() }),
+                conv: nn::conv2d(
+                    &q / (j + 1),
+                    hidden,
+                    c,
+                    1,
+                    nn::ConvConfig {
+                        bias: false,
+                        ..Default::default()
+                    },
+                ),
                 bn: super::layers::batch_norm(&q / (j + 2), c, 1e-5, 0.1),
             };
             convs.push((project, false));
-            let block = InvertedResidual { convs, residual: stride == 1 && cin == c };
-            stages.push(Stage::new(&format!("features.{idx}"), move |x: &Tensor, train| {
-                let mut y = x.shallow_clone();
-                for (cb, act) in &block.convs {
-                    y = cb.forward(&y, train);
-                    if *act {
-                        y = y.relu6();
+            let block = InvertedResidual {
+                convs,
+                residual: stride == 1 && cin == c,
+            };
+            stages.push(Stage::new(
+                &format!("features.{idx}"),
+                move |x: &Tensor, train| {
+                    let mut y = x.shallow_clone();
+                    for (cb, act) in &block.convs {
+                        y = cb.forward(&y, train);
+                        if *act {
+                            y = y.relu6();
+                        }
                     }
-                }
-                if block.residual {
-                    y + x
-                } else {
-                    y
-                }
-            }));
+                    if block.residual {
+                        y + x
+                    } else {
+                        y
+                    }
+                },
+            ));
             cin = c;
             idx += 1;
         }
     }
     let last = conv_bn(&f / idx / 0, &f / idx / 1, cin, 1280, 1, o(1, 0, 1));
-    stages.push(Stage::new(&format!("features.{idx}"), move |x, t| last.forward(x, t).relu6()));
+    stages.push(Stage::new(&format!("features.{idx}"), move |x, t| {
+        last.forward(x, t).relu6()
+    }));
     Body {
         stages,
         pre_logits: Box::new(|x, t| super::layers::gap(x).dropout(0.2, t)),

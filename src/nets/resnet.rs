@@ -41,10 +41,23 @@ impl Block {
 pub fn build(p: &nn::Path, depth: usize) -> Body {
     let (counts, bottleneck) = config(depth);
     let expansion = if bottleneck { 4 } else { 1 };
-    let stem = conv_bn(p / "conv1", p / "bn1", 3, 64, 7, ConvOpts { stride: 2, padding: 3, ..Default::default() });
+    let stem = conv_bn(
+        p / "conv1",
+        p / "bn1",
+        3,
+        64,
+        7,
+        ConvOpts {
+            stride: 2,
+            padding: 3,
+            ..Default::default()
+        },
+    );
     let mut stages = vec![
         Stage::new("relu", move |x, t| stem.forward(x, t).relu()),
-        Stage::new("maxpool", |x, _| x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)),
+        Stage::new("maxpool", |x, _| {
+            x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
+        }),
     ];
     let mut cin = 64;
     for (s, &n) in counts.iter().enumerate() {
@@ -53,7 +66,11 @@ pub fn build(p: &nn::Path, depth: usize) -> Body {
             let stride = if s > 0 && b == 0 { 2 } else { 1 };
             let q = p / format!("layer{}", s + 1) / b;
             let cout = planes * expansion;
-            let o = |stride, padding| ConvOpts { stride, padding, ..Default::default() };
+            let o = |stride, padding| ConvOpts {
+                stride,
+                padding,
+                ..Default::default()
+            };
             let convs = if bottleneck {
                 vec![
                     conv_bn(&q / "conv1", &q / "bn1", cin, planes, 1, o(1, 0)),
@@ -66,12 +83,27 @@ pub fn build(p: &nn::Path, depth: usize) -> Body {
                     conv_bn(&q / "conv2", &q / "bn2", planes, planes, 3, o(1, 1)),
                 ]
             };
-            let downsample = (stride != 1 || cin != cout)
-                .then(|| conv_bn(&q / "downsample" / 0, &q / "downsample" / 1, cin, cout, 1, o(stride, 0)));
+            let downsample = (stride != 1 || cin != cout).then(|| {
+                conv_bn(
+                    &q / "downsample" / 0,
+                    &q / "downsample" / 1,
+                    cin,
+                    cout,
+                    1,
+                    o(stride, 0),
+                )
+            });
             let block = Block { convs, downsample };
-            stages.push(Stage::new(&format!("layer{}.{b}", s + 1), move |x, t| block.forward(x, t)));
+            stages.push(Stage::new(&format!("layer{}.{b}", s + 1), move |x, t| {
+                block.forward(x, t)
+            }));
             cin = cout;
         }
     }
-    Body { stages, pre_logits: Box::new(|x, _| super::layers::gap(x)), fc_path: "fc".into(), fc_in: cin }
+    Body {
+        stages,
+        pre_logits: Box::new(|x, _| super::layers::gap(x)),
+        fc_path: "fc".into(),
+        fc_in: cin,
+    }
 }

@@ -23,7 +23,16 @@ pub fn build(p: &nn::Path, depth: usize) -> Body {
         let cout = [64, 128, 256, 512, 512][b];
         let mut convs = Vec::new();
         for _ in 0..n {
-            convs.push(nn::conv2d(&f / idx, cin, cout, 3, nn::ConvConfig { padding: 1, ..Default::default() }));
+            convs.push(nn::conv2d(
+                &f / idx,
+                cin,
+                cout,
+                3,
+                nn::ConvConfig {
+                    padding: 1,
+                    ..Default::default()
+                },
+            ));
             idx += 2;
             cin = cout;
         }
@@ -42,7 +51,14 @@ pub fn build(p: &nn::Path, depth: usize) -> Body {
     Body {
         stages,
         pre_logits: Box::new(move |x: &Tensor, t| {
-            x.adaptive_avg_pool2d([7, 7]).flatten(1, -1).apply(&fc0).relu().dropout(0.5, t).apply(&fc3).relu().dropout(0.5, t)
+            x.adaptive_avg_pool2d([7, 7])
+                .flatten(1, -1)
+                .apply(&fc0)
+                .relu()
+                .dropout(0.5, t)
+                .apply(&fc3)
+                .relu()
+                .dropout(0.5, t)
         }),
         fc_path: "classifier.6".into(),
         fc_in: 4096,

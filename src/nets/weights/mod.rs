@@ -33,7 +33,10 @@ pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
     if path.extension().is_some_and(|e| e == "ot") {
         return Tensor::load_multi(path).map_err(|e| Error::file(path, e));
     }
-    Err(Error::file(path, "unknown weight format (expected .safetensors, a PyTorch .pt/.pth/.bin, or tch .ot)"))
+    Err(Error::file(
+        path,
+        "unknown weight format (expected .safetensors, a PyTorch .pt/.pth/.bin, or tch .ot)",
+    ))
 }
 
 fn looks_like_safetensors(b: &[u8]) -> bool {
@@ -46,8 +49,16 @@ fn looks_like_safetensors(b: &[u8]) -> bool {
 /// Parses safetensors bytes ourselves, so every length and offset is checked before use.
 pub fn read_safetensors(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
     let bad = |m: String| Error::Invalid(format!("safetensors: {m}"));
-    let n = u64::from_le_bytes(bytes.get(..8).ok_or_else(|| bad("truncated".into()))?.try_into().unwrap()) as usize;
-    let header = bytes.get(8..8usize.saturating_add(n)).ok_or_else(|| bad("header runs past the end".into()))?;
+    let n = u64::from_le_bytes(
+        bytes
+            .get(..8)
+            .ok_or_else(|| bad("truncated".into()))?
+            .try_into()
+            .unwrap(),
+    ) as usize;
+    let header = bytes
+        .get(8..8usize.saturating_add(n))
+        .ok_or_else(|| bad("header runs past the end".into()))?;
     let data = &bytes[8 + n..];
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(header).map_err(|e| bad(format!("header: {e}")))?;
@@ -74,15 +85,24 @@ pub fn read_safetensors(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
             .as_array()
             .ok_or_else(|| bad(format!("tensor {name}: no shape")))?
             .iter()
-            .map(|d| d.as_i64().filter(|d| *d >= 0).ok_or_else(|| bad(format!("tensor {name}: bad shape"))))
+            .map(|d| {
+                d.as_i64()
+                    .filter(|d| *d >= 0)
+                    .ok_or_else(|| bad(format!("tensor {name}: bad shape")))
+            })
             .collect::<Result<_>>()?;
         let offs = info["data_offsets"].as_array().filter(|o| o.len() == 2);
         let offs = offs.ok_or_else(|| bad(format!("tensor {name}: no data_offsets")))?;
-        let (a, b) = (offs[0].as_u64().unwrap_or(u64::MAX) as usize, offs[1].as_u64().unwrap_or(0) as usize);
+        let (a, b) = (
+            offs[0].as_u64().unwrap_or(u64::MAX) as usize,
+            offs[1].as_u64().unwrap_or(0) as usize,
+        );
         let numel = shape.iter().try_fold(1i64, |acc, d| acc.checked_mul(*d));
         let want = numel.and_then(|n| (n as usize).checked_mul(kind.elt_size_in_bytes()));
         if a > b || b > data.len() || want != Some(b - a) {
-            return Err(bad(format!("tensor {name}: data offsets {a}..{b} do not fit shape {shape:?}")));
+            return Err(bad(format!(
+                "tensor {name}: data offsets {a}..{b} do not fit shape {shape:?}"
+            )));
         }
         out.push((name, Tensor::from_data_size(&data[a..b], &shape, kind)));
     }
@@ -100,9 +120,12 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()
 /// Renames keys from other exports to the parameter names patholab's networks use.
 pub fn normalise_keys(tensors: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
     static DENSE: OnceLock<Regex> = OnceLock::new();
-    let dense = DENSE.get_or_init(|| Regex::new(r"(denselayer\d+)\.(norm|relu|conv)\.([12])\.").unwrap());
+    let dense =
+        DENSE.get_or_init(|| Regex::new(r"(denselayer\d+)\.(norm|relu|conv)\.([12])\.").unwrap());
     let prefixes = ["module.", "model."];
-    let strip = prefixes.iter().find(|p| !tensors.is_empty() && tensors.iter().all(|(n, _)| n.starts_with(*p)));
+    let strip = prefixes
+        .iter()
+        .find(|p| !tensors.is_empty() && tensors.iter().all(|(n, _)| n.starts_with(*p)));
     tensors
         .into_iter()
         .map(|(mut name, t)| {
@@ -148,9 +171,15 @@ pub fn load_into(
     ordered.sort_by(|a, b| a.0.cmp(b.0));
     for (name, var) in &ordered {
         match given.get(name.as_str()) {
-            None if !(in_head(name) && !strict) => missing.push(format!("  missing    {name} {:?}", var.size())),
+            None if !(in_head(name) && !strict) => {
+                missing.push(format!("  missing    {name} {:?}", var.size()))
+            }
             Some(t) if t.size() != var.size() && !(in_head(name) && !strict) => {
-                mismatched.push(format!("  shape      {name}: file has {:?}, network expects {:?}", t.size(), var.size()))
+                mismatched.push(format!(
+                    "  shape      {name}: file has {:?}, network expects {:?}",
+                    t.size(),
+                    var.size()
+                ))
             }
             _ => {}
         }
@@ -166,7 +195,11 @@ pub fn load_into(
         let mut lines = missing;
         lines.extend(mismatched);
         lines.extend(unexpected);
-        let hint = if strict { "\n(strict: false accepts a different classifier head)" } else { "" };
+        let hint = if strict {
+            "\n(strict: false accepts a different classifier head)"
+        } else {
+            ""
+        };
         return Err(Error::WeightsMismatch {
             path: path.to_path_buf(),
             network: network.to_string(),
@@ -192,7 +225,10 @@ mod tests {
 
     #[test]
     fn densenet_legacy_keys_are_renamed() {
-        let t = vec![("features.denseblock1.denselayer1.norm.1.weight".to_string(), Tensor::zeros([2], tch::kind::FLOAT_CPU))];
+        let t = vec![(
+            "features.denseblock1.denselayer1.norm.1.weight".to_string(),
+            Tensor::zeros([2], tch::kind::FLOAT_CPU),
+        )];
         let n = normalise_keys(t);
         assert_eq!(n[0].0, "features.denseblock1.denselayer1.norm1.weight");
     }
@@ -200,8 +236,14 @@ mod tests {
     #[test]
     fn module_prefix_is_stripped() {
         let t = vec![
-            ("module.fc.weight".to_string(), Tensor::zeros([2], tch::kind::FLOAT_CPU)),
-            ("module.fc.bias".to_string(), Tensor::zeros([2], tch::kind::FLOAT_CPU)),
+            (
+                "module.fc.weight".to_string(),
+                Tensor::zeros([2], tch::kind::FLOAT_CPU),
+            ),
+            (
+                "module.fc.bias".to_string(),
+                Tensor::zeros([2], tch::kind::FLOAT_CPU),
+            ),
         ];
         let n = normalise_keys(t);
         assert_eq!(n[0].0, "fc.weight");
@@ -216,7 +258,10 @@ mod tests {
         let back = read(&p).unwrap();
         assert_eq!(back[0].0, "a.weight");
         assert_eq!(back[0].1.size(), vec![2, 3]);
-        assert_eq!(f64::try_from(back[0].1.sum(tch::Kind::Double)).unwrap(), 15.0);
+        assert_eq!(
+            f64::try_from(back[0].1.sum(tch::Kind::Double)).unwrap(),
+            15.0
+        );
     }
 
     #[test]

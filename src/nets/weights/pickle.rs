@@ -73,7 +73,14 @@ fn allowed_global(name: &str) -> bool {
 
 /// Reads one pickle from `data`, starting at `*pos`, and leaves `*pos` after its STOP opcode.
 pub fn load(data: &[u8], pos: &mut usize) -> Result<Value> {
-    Unpickler { data, pos: *pos, stack: Vec::new(), memo: HashMap::new() }.run().map(|(v, end)| {
+    Unpickler {
+        data,
+        pos: *pos,
+        stack: Vec::new(),
+        memo: HashMap::new(),
+    }
+    .run()
+    .map(|(v, end)| {
         *pos = end;
         v
     })
@@ -109,20 +116,29 @@ impl<'a> Unpickler<'a> {
     }
     fn line(&mut self) -> Result<String> {
         let rest = &self.data[self.pos..];
-        let n = rest.iter().position(|b| *b == b'\n').ok_or_else(|| bad("unterminated GLOBAL"))?;
+        let n = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or_else(|| bad("unterminated GLOBAL"))?;
         let s = String::from_utf8_lossy(&rest[..n]).into_owned();
         self.pos += n + 1;
         Ok(s)
     }
     fn string(&mut self, n: usize) -> Result<Value> {
         let b = self.take(n)?;
-        Ok(Value::Str(String::from_utf8(b.to_vec()).map_err(|_| bad("invalid UTF-8 string"))?))
+        Ok(Value::Str(
+            String::from_utf8(b.to_vec()).map_err(|_| bad("invalid UTF-8 string"))?,
+        ))
     }
     fn pop(&mut self) -> Result<Value> {
         self.stack.pop().ok_or_else(|| bad("stack underflow"))
     }
     fn pop_mark(&mut self) -> Result<Vec<Value>> {
-        let m = self.stack.iter().rposition(|v| matches!(v, Value::Mark)).ok_or_else(|| bad("no MARK"))?;
+        let m = self
+            .stack
+            .iter()
+            .rposition(|v| matches!(v, Value::Mark))
+            .ok_or_else(|| bad("no MARK"))?;
         let items = self.stack.split_off(m + 1);
         self.stack.pop();
         Ok(items)
@@ -131,7 +147,10 @@ impl<'a> Unpickler<'a> {
         self.stack.last_mut().ok_or_else(|| bad("stack underflow"))
     }
     fn memo_get(&self, i: u32) -> Result<Value> {
-        self.memo.get(&i).cloned().ok_or_else(|| bad(format!("memo {i} missing")))
+        self.memo
+            .get(&i)
+            .cloned()
+            .ok_or_else(|| bad(format!("memo {i} missing")))
     }
     fn global(&mut self, module: String, name: String) -> Result<()> {
         let full = format!("{module}.{name}");
@@ -190,7 +209,11 @@ impl<'a> Unpickler<'a> {
                     self.stack.push(Value::Int(v as i64));
                 }
                 0x8a | 0x8b => {
-                    let n = if op == 0x8a { self.u8()? as usize } else { self.u32()? as usize };
+                    let n = if op == 0x8a {
+                        self.u8()? as usize
+                    } else {
+                        self.u32()? as usize
+                    };
                     let b = self.take(n)?;
                     let mut v: i128 = 0;
                     for (i, byte) in b.iter().enumerate().take(16) {
@@ -304,7 +327,9 @@ impl<'a> Unpickler<'a> {
                         return Err(bad("SETITEMS with an odd number of items"));
                     }
                     let mut it = items.into_iter();
-                    let Value::Dict(d) = self.top()? else { return Err(bad("SETITEMS on a non-dict")) };
+                    let Value::Dict(d) = self.top()? else {
+                        return Err(bad("SETITEMS on a non-dict"));
+                    };
                     while let (Some(k), Some(v)) = (it.next(), it.next()) {
                         d.push((k, v));
                     }
@@ -346,11 +371,17 @@ impl<'a> Unpickler<'a> {
 
 /// `('storage', storage_class, key, location, numel[, view])` → a storage reference.
 fn persistent_storage(pid: Value) -> Result<Value> {
-    let Value::Tuple(items) = pid else { return Err(bad("persistent id is not a tuple")) };
+    let Value::Tuple(items) = pid else {
+        return Err(bad("persistent id is not a tuple"));
+    };
     match items.as_slice() {
         [Value::Str(tag), Value::Global(class), Value::Str(key), ..] if tag == "storage" => {
-            let kind = storage_kind(class).ok_or_else(|| bad(format!("unknown storage {class}")))?;
-            Ok(Value::Storage(StorageRef { key: key.clone(), kind }))
+            let kind =
+                storage_kind(class).ok_or_else(|| bad(format!("unknown storage {class}")))?;
+            Ok(Value::Storage(StorageRef {
+                key: key.clone(),
+                kind,
+            }))
         }
         _ => Err(bad("persistent id is not a tensor storage")),
     }
@@ -370,8 +401,12 @@ fn ints(v: &Value, what: &str) -> Result<Vec<i64>> {
 }
 
 fn reduce(func: Value, args: Value) -> Result<Value> {
-    let Value::Global(name) = func else { return Err(bad("REDUCE on something that is not a global")) };
-    let Value::Tuple(args) = args else { return Err(bad("REDUCE arguments are not a tuple")) };
+    let Value::Global(name) = func else {
+        return Err(bad("REDUCE on something that is not a global"));
+    };
+    let Value::Tuple(args) = args else {
+        return Err(bad("REDUCE arguments are not a tuple"));
+    };
     match name.as_str() {
         "collections.OrderedDict" => Ok(Value::Dict(Vec::new())),
         "torch._utils._rebuild_tensor_v2" => match args.as_slice() {
@@ -381,7 +416,12 @@ fn reduce(func: Value, args: Value) -> Result<Value> {
                 if shape.len() != stride.len() || *offset < 0 {
                     return Err(bad("tensor size and stride disagree"));
                 }
-                Ok(Value::Tensor(TensorRef { storage: s.clone(), offset: *offset, shape, stride }))
+                Ok(Value::Tensor(TensorRef {
+                    storage: s.clone(),
+                    offset: *offset,
+                    shape,
+                    stride,
+                }))
             }
             _ => Err(bad("malformed _rebuild_tensor_v2 arguments")),
         },

@@ -22,14 +22,17 @@ fn bad(msg: impl Into<String>) -> Error {
 }
 
 fn read_zip(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| bad(format!("zip: {e}")))?;
+    let mut zip =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| bad(format!("zip: {e}")))?;
     let pkl_name = (0..zip.len())
         .filter_map(|i| zip.by_index(i).ok().map(|f| f.name().to_string()))
         .find(|n| n.ends_with("data.pkl"))
         .ok_or_else(|| bad("zip archive has no data.pkl: not a PyTorch checkpoint"))?;
     let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
     let mut pkl = Vec::new();
-    zip.by_name(&pkl_name).map_err(|e| bad(format!("zip: {e}")))?.read_to_end(&mut pkl)?;
+    zip.by_name(&pkl_name)
+        .map_err(|e| bad(format!("zip: {e}")))?
+        .read_to_end(&mut pkl)?;
     let root = pickle::load(&pkl, &mut 0)?;
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
     let mut tensors = Vec::new();
@@ -37,7 +40,9 @@ fn read_zip(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
         if !storages.contains_key(&t.storage.key) {
             let mut data = Vec::new();
             let entry = format!("{prefix}data/{}", t.storage.key);
-            let mut f = zip.by_name(&entry).map_err(|e| bad(format!("zip entry {entry}: {e}")))?;
+            let mut f = zip
+                .by_name(&entry)
+                .map_err(|e| bad(format!("zip entry {entry}: {e}")))?;
             if f.size() > bytes.len() as u64 {
                 return Err(bad(format!("zip entry {entry} claims {} bytes", f.size())));
             }
@@ -53,7 +58,11 @@ fn read_legacy(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
     let mut pos = 0;
     match pickle::load(bytes, &mut pos)? {
         Value::Int(m) if m == LEGACY_MAGIC => {}
-        _ => return Err(bad("not a PyTorch checkpoint (no zip header, no legacy magic number)")),
+        _ => {
+            return Err(bad(
+                "not a PyTorch checkpoint (no zip header, no legacy magic number)",
+            ))
+        }
     }
     let _protocol = pickle::load(bytes, &mut pos)?;
     let _sys_info = pickle::load(bytes, &mut pos)?;
@@ -64,22 +73,36 @@ fn read_legacy(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
     };
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
     let entries = state_dict_entries(root)?;
-    let elem: HashMap<&str, usize> =
-        entries.iter().map(|(_, t)| (t.storage.key.as_str(), t.storage.kind.elt_size_in_bytes())).collect();
+    let elem: HashMap<&str, usize> = entries
+        .iter()
+        .map(|(_, t)| (t.storage.key.as_str(), t.storage.kind.elt_size_in_bytes()))
+        .collect();
     for key in keys {
-        let Value::Str(key) = key else { return Err(bad("legacy checkpoint: storage key is not a string")) };
+        let Value::Str(key) = key else {
+            return Err(bad("legacy checkpoint: storage key is not a string"));
+        };
         let size = elem.get(key.as_str()).copied().unwrap_or(1);
-        let numel = bytes.get(pos..pos + 8).ok_or_else(|| bad("legacy checkpoint truncated"))?;
+        let numel = bytes
+            .get(pos..pos + 8)
+            .ok_or_else(|| bad("legacy checkpoint truncated"))?;
         let numel = u64::from_le_bytes(numel.try_into().unwrap()) as usize;
-        let n = numel.checked_mul(size).filter(|n| pos + 8 + n <= bytes.len());
-        let n = n.ok_or_else(|| bad(format!("legacy checkpoint: storage {key} runs past the end of the file")))?;
+        let n = numel
+            .checked_mul(size)
+            .filter(|n| pos + 8 + n <= bytes.len());
+        let n = n.ok_or_else(|| {
+            bad(format!(
+                "legacy checkpoint: storage {key} runs past the end of the file"
+            ))
+        })?;
         storages.insert(key, bytes[pos + 8..pos + 8 + n].to_vec());
         pos += 8 + n;
     }
     entries
         .into_iter()
         .map(|(name, t)| {
-            let data = storages.get(&t.storage.key).ok_or_else(|| bad(format!("tensor {name}: storage missing")))?;
+            let data = storages
+                .get(&t.storage.key)
+                .ok_or_else(|| bad(format!("tensor {name}: storage missing")))?;
             Ok((name.clone(), build(&t, data, &name)?))
         })
         .collect()
@@ -88,7 +111,9 @@ fn read_legacy(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
 /// The `name → tensor` pairs of a state dict, also when it is wrapped as `{"state_dict": …}` or
 /// `{"model": …}` as training scripts save it.
 fn state_dict_entries(root: Value) -> Result<Vec<(String, TensorRef)>> {
-    let Value::Dict(items) = root else { return Err(bad("checkpoint does not hold a dict of tensors")) };
+    let Value::Dict(items) = root else {
+        return Err(bad("checkpoint does not hold a dict of tensors"));
+    };
     let mut out = Vec::new();
     for (k, v) in &items {
         if let (Value::Str(k), Value::Tensor(t)) = (k, v) {
@@ -118,11 +143,22 @@ fn build(t: &TensorRef, data: &[u8], name: &str) -> Result<Tensor> {
             last = -1;
             break;
         }
-        last = last.checked_add((d - 1).checked_mul(*s).ok_or_else(|| bad("tensor too large"))?).ok_or_else(|| bad("tensor too large"))?;
+        last = last
+            .checked_add(
+                (d - 1)
+                    .checked_mul(*s)
+                    .ok_or_else(|| bad("tensor too large"))?,
+            )
+            .ok_or_else(|| bad("tensor too large"))?;
     }
     if last >= numel {
-        return Err(bad(format!("tensor {name}: view {:?} runs past its storage of {numel} elements", t.shape)));
+        return Err(bad(format!(
+            "tensor {name}: view {:?} runs past its storage of {numel} elements",
+            t.shape
+        )));
     }
     let storage = Tensor::from_data_size(&data[..numel as usize * size], &[numel], t.storage.kind);
-    Ok(storage.as_strided(&t.shape, &t.stride, Some(t.offset)).contiguous())
+    Ok(storage
+        .as_strided(&t.shape, &t.stride, Some(t.offset))
+        .contiguous())
 }

@@ -1,0 +1,133 @@
+//! Metrics, matching scikit-learn's definitions: accuracy, balanced accuracy, ROC AUC (binary,
+//! ties averaged) and macro one-vs-rest AUC, confusion matrix. Undefined cases are errors, never NaN.
+
+use crate::error::{Error, Result};
+
+/// Fraction of correct predictions.
+pub fn accuracy(y: &[usize], pred: &[usize]) -> Result<f64> {
+    if y.is_empty() || y.len() != pred.len() {
+        return Err(Error::Invalid(format!(
+            "accuracy needs equal, non-empty inputs ({} vs {})",
+            y.len(),
+            pred.len()
+        )));
+    }
+    Ok(y.iter().zip(pred).filter(|(a, b)| a == b).count() as f64 / y.len() as f64)
+}
+
+/// `k × k` counts, rows = true class, columns = predicted.
+pub fn confusion(y: &[usize], pred: &[usize], k: usize) -> Vec<Vec<usize>> {
+    let mut m = vec![vec![0; k]; k];
+    for (a, b) in y.iter().zip(pred) {
+        m[*a][*b] += 1;
+    }
+    m
+}
+
+/// Recall of each class present in `y` (None for absent classes).
+pub fn recalls(y: &[usize], pred: &[usize], k: usize) -> Vec<Option<f64>> {
+    let m = confusion(y, pred, k);
+    (0..k)
+        .map(|c| {
+            let n: usize = m[c].iter().sum();
+            (n > 0).then(|| m[c][c] as f64 / n as f64)
+        })
+        .collect()
+}
+
+/// Mean recall over the classes present in `y`.
+pub fn balanced_accuracy(y: &[usize], pred: &[usize], k: usize) -> Result<f64> {
+    accuracy(y, pred)?;
+    let r: Vec<f64> = recalls(y, pred, k).into_iter().flatten().collect();
+    Ok(r.iter().sum::<f64>() / r.len() as f64)
+}
+
+/// ROC AUC of `scores` for the positive labels `pos` (Mann–Whitney with averaged tie ranks).
+pub fn roc_auc(pos: &[bool], scores: &[f64]) -> Result<f64> {
+    if pos.len() != scores.len() || pos.is_empty() {
+        return Err(Error::Invalid(
+            "roc_auc needs equal, non-empty inputs".into(),
+        ));
+    }
+    if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
+        return Err(Error::Invalid(format!(
+            "roc_auc: score {i} is not finite ({})",
+            scores[i]
+        )));
+    }
+    let n_pos = pos.iter().filter(|p| **p).count();
+    let n_neg = pos.len() - n_pos;
+    if n_pos == 0 || n_neg == 0 {
+        return Err(Error::Invalid(
+            "ROC AUC is undefined when only one class is present in the true labels".into(),
+        ));
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|a, b| scores[*a].partial_cmp(&scores[*b]).unwrap());
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for o in &order[i..=j] {
+            if pos[*o] {
+                rank_sum += avg;
+            }
+        }
+        i = j + 1;
+    }
+    Ok((rank_sum - (n_pos * (n_pos + 1)) as f64 / 2.0) / (n_pos as f64 * n_neg as f64))
+}
+
+/// Macro average of one-vs-rest AUCs over `k` classes, from `n × k` scores.
+pub fn roc_auc_ovr(y: &[usize], scores: &[f64], k: usize) -> Result<f64> {
+    let mut total = 0.0;
+    for c in 0..k {
+        let pos: Vec<bool> = y.iter().map(|v| *v == c).collect();
+        let s: Vec<f64> = scores.chunks(k).map(|r| r[c]).collect();
+        total += roc_auc(&pos, &s).map_err(|e| Error::Invalid(format!("class {c}: {e}")))?;
+    }
+    Ok(total / k as f64)
+}
+
+/// The paper's metric: ROC AUC (of the class-1 score) for two classes, accuracy otherwise.
+pub fn paper_score(y: &[usize], scores: &[f64], k: usize) -> Result<f64> {
+    if k == 2 {
+        let pos: Vec<bool> = y.iter().map(|v| *v == 1).collect();
+        let s: Vec<f64> = scores.chunks(2).map(|r| r[1] - r[0]).collect();
+        roc_auc(&pos, &s)
+    } else {
+        accuracy(y, &crate::learn::argmax_rows(scores, k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_with_ties() {
+        // sklearn.metrics.roc_auc_score([0,0,1,1],[0.1,0.4,0.35,0.8]) == 0.75
+        assert_eq!(
+            roc_auc(&[false, false, true, true], &[0.1, 0.4, 0.35, 0.8]).unwrap(),
+            0.75
+        );
+        // all tied: 0.5
+        assert_eq!(
+            roc_auc(&[false, true, true], &[1.0, 1.0, 1.0]).unwrap(),
+            0.5
+        );
+        assert!(roc_auc(&[true, true], &[0.1, 0.2]).is_err());
+    }
+
+    #[test]
+    fn balanced_accuracy_ignores_absent_classes() {
+        assert_eq!(
+            balanced_accuracy(&[0, 0, 1, 1], &[0, 1, 1, 1], 3).unwrap(),
+            0.75
+        );
+    }
+}

@@ -1,0 +1,392 @@
+//! Extremely randomized trees (Geurts, Ernst & Wehenkel 2006): at each node, `max_features`
+//! random features each get one random threshold between their min and max in the node, the best
+//! of those splits by Gini decrease is kept; trees are fully grown by default, in parallel.
+//! Importances are the mean decrease of impurity (MDI), normalised to sum to 1.
+
+use super::{Classifier, Fitted, Matrix, Param};
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use rayon::prelude::*;
+
+/// How many features to try at each node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MaxFeatures {
+    Count(usize),
+    Sqrt,
+    Half,
+    All,
+}
+
+impl MaxFeatures {
+    /// The count for `d` features.
+    pub fn resolve(&self, d: usize) -> usize {
+        let k = match self {
+            MaxFeatures::Count(k) => *k,
+            MaxFeatures::Sqrt => (d as f64).sqrt() as usize,
+            MaxFeatures::Half => d / 2,
+            MaxFeatures::All => d,
+        };
+        k.clamp(1, d.max(1))
+    }
+}
+
+/// `extra_trees(#{ n_trees, max_features, min_samples_split, min_samples_leaf, seed })`.
+#[derive(Clone, Debug)]
+pub struct ExtraTrees {
+    pub n_trees: usize,
+    pub max_features: MaxFeatures,
+    pub min_samples_split: usize,
+    pub min_samples_leaf: usize,
+    pub seed: u64,
+}
+
+impl Default for ExtraTrees {
+    fn default() -> Self {
+        ExtraTrees {
+            n_trees: 100,
+            max_features: MaxFeatures::Sqrt,
+            min_samples_split: 2,
+            min_samples_leaf: 1,
+            seed: 0,
+        }
+    }
+}
+
+const LEAF: u32 = u32::MAX;
+
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    feature: u32,
+    threshold: f32,
+    /// Left child, or the leaf's number for a leaf.
+    left: u32,
+    right: u32,
+}
+
+/// One fitted tree.
+#[derive(Clone, Debug)]
+pub struct Tree {
+    nodes: Vec<Node>,
+    /// Class fractions per leaf, `n_leaves × k`.
+    values: Vec<f32>,
+    pub n_leaves: usize,
+    importances: Vec<f64>,
+}
+
+impl Tree {
+    /// The leaf `x` falls in.
+    pub fn leaf(&self, x: &[f32]) -> usize {
+        let mut i = 0;
+        loop {
+            let n = self.nodes[i];
+            if n.feature == LEAF {
+                return n.left as usize;
+            }
+            i = if x[n.feature as usize] <= n.threshold {
+                n.left
+            } else {
+                n.right
+            } as usize;
+        }
+    }
+}
+
+fn gini(counts: &[f64], n: f64) -> f64 {
+    if n <= 0.0 {
+        return 0.0;
+    }
+    1.0 - counts.iter().map(|c| (c / n) * (c / n)).sum::<f64>()
+}
+
+/// Grows one tree on column-major `xt` (`d × n`).
+pub fn grow(
+    xt: &[f32],
+    n: usize,
+    d: usize,
+    y: &[usize],
+    k: usize,
+    p: &ExtraTrees,
+    rng: &mut Rng,
+) -> Tree {
+    let max_f = p.max_features.resolve(d);
+    let mut idx: Vec<u32> = (0..n as u32).collect();
+    let mut nodes = vec![Node {
+        feature: LEAF,
+        threshold: 0.0,
+        left: 0,
+        right: 0,
+    }];
+    let mut values = Vec::new();
+    let mut importances = vec![0.0; d];
+    let mut features: Vec<u32> = (0..d as u32).collect();
+    let mut stack = vec![(0usize, 0usize, n)];
+    let mut counts = vec![0.0; k];
+    let mut left_counts = vec![0.0; k];
+    let mut best_left = vec![0.0; k];
+    while let Some((node, start, end)) = stack.pop() {
+        let m = end - start;
+        counts.iter_mut().for_each(|c| *c = 0.0);
+        for &i in &idx[start..end] {
+            counts[y[i as usize]] += 1.0;
+        }
+        let imp = gini(&counts, m as f64);
+        let mut best: Option<(u32, f32, f64)> = None;
+        if imp > 1e-12 && m >= p.min_samples_split && m >= 2 * p.min_samples_leaf {
+            let mut tried = 0;
+            let mut j = 0;
+            while tried < max_f && j < d {
+                // Draw the next feature without replacement.
+                let r = j + rng.below(d - j);
+                features.swap(j, r);
+                let f = features[j] as usize;
+                j += 1;
+                let col = &xt[f * n..(f + 1) * n];
+                let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
+                for &i in &idx[start..end] {
+                    let v = col[i as usize];
+                    lo = lo.min(v);
+                    hi = hi.max(v);
+                }
+                if !(hi > lo) {
+                    continue; // constant here: does not count, as in scikit-learn
+                }
+                tried += 1;
+                let mut t = lo + (rng.uniform() as f32) * (hi - lo);
+                if t >= hi {
+                    t = lo;
+                }
+                left_counts.iter_mut().for_each(|c| *c = 0.0);
+                let mut nl = 0usize;
+                for &i in &idx[start..end] {
+                    if col[i as usize] <= t {
+                        left_counts[y[i as usize]] += 1.0;
+                        nl += 1;
+                    }
+                }
+                let nr = m - nl;
+                if nl < p.min_samples_leaf.max(1) || nr < p.min_samples_leaf.max(1) {
+                    continue;
+                }
+                let gl = gini(&left_counts, nl as f64);
+                let right: Vec<f64> = counts
+                    .iter()
+                    .zip(&left_counts)
+                    .map(|(a, b)| a - b)
+                    .collect();
+                let gr = gini(&right, nr as f64);
+                let child = (nl as f64 * gl + nr as f64 * gr) / m as f64;
+                if best.is_none_or(|b| child < b.2) {
+                    best = Some((f as u32, t, child));
+                    best_left.copy_from_slice(&left_counts);
+                }
+            }
+        }
+        match best {
+            Some((f, t, child)) => {
+                importances[f as usize] += (m as f64) * (imp - child) / n as f64;
+                // Partition idx[start..end] so the left part comes first.
+                let col = &xt[f as usize * n..(f as usize + 1) * n];
+                let (mut a, mut b) = (start, end);
+                while a < b {
+                    if col[idx[a] as usize] <= t {
+                        a += 1;
+                    } else {
+                        b -= 1;
+                        idx.swap(a, b);
+                    }
+                }
+                let l = nodes.len();
+                nodes.push(Node {
+                    feature: LEAF,
+                    threshold: 0.0,
+                    left: 0,
+                    right: 0,
+                });
+                nodes.push(Node {
+                    feature: LEAF,
+                    threshold: 0.0,
+                    left: 0,
+                    right: 0,
+                });
+                nodes[node] = Node {
+                    feature: f,
+                    threshold: t,
+                    left: l as u32,
+                    right: l as u32 + 1,
+                };
+                stack.push((l + 1, a, end));
+                stack.push((l, start, a));
+            }
+            None => {
+                let leaf = values.len() / k;
+                values.extend(counts.iter().map(|c| (*c / m as f64) as f32));
+                nodes[node] = Node {
+                    feature: LEAF,
+                    threshold: 0.0,
+                    left: leaf as u32,
+                    right: 0,
+                };
+            }
+        }
+    }
+    let total: f64 = importances.iter().sum();
+    if total > 0.0 {
+        importances.iter_mut().for_each(|v| *v /= total);
+    }
+    Tree {
+        n_leaves: values.len() / k,
+        nodes,
+        values,
+        importances,
+    }
+}
+
+/// A fitted forest.
+pub struct Forest {
+    pub trees: Vec<Tree>,
+    pub k: usize,
+    pub d: usize,
+}
+
+impl Forest {
+    /// Grows `p.n_trees` trees in parallel on `x` (row-major).
+    pub fn fit(x: &Matrix, y: &[usize], k: usize, p: &ExtraTrees) -> Forest {
+        let mut xt = vec![0f32; x.n * x.d];
+        for i in 0..x.n {
+            for (j, v) in x.row(i).iter().enumerate() {
+                xt[j * x.n + i] = *v;
+            }
+        }
+        let trees = (0..p.n_trees)
+            .into_par_iter()
+            .map(|t| grow(&xt, x.n, x.d, y, k, p, &mut Rng::fork(p.seed, t as u64)))
+            .collect();
+        Forest { trees, k, d: x.d }
+    }
+}
+
+impl Fitted for Forest {
+    fn decision(&self, x: &Matrix) -> Vec<f64> {
+        self.proba(x).unwrap()
+    }
+    fn proba(&self, x: &Matrix) -> Option<Vec<f64>> {
+        let k = self.k;
+        let rows: Vec<Vec<f64>> = (0..x.n)
+            .into_par_iter()
+            .map(|i| {
+                let mut p = vec![0.0; k];
+                for t in &self.trees {
+                    let l = t.leaf(x.row(i));
+                    for c in 0..k {
+                        p[c] += t.values[l * k + c] as f64;
+                    }
+                }
+                p.iter_mut().for_each(|v| *v /= self.trees.len() as f64);
+                p
+            })
+            .collect();
+        Some(rows.concat())
+    }
+    fn importances(&self) -> Option<Vec<f64>> {
+        let mut imp = vec![0.0; self.d];
+        for t in &self.trees {
+            for (a, b) in imp.iter_mut().zip(&t.importances) {
+                *a += b;
+            }
+        }
+        let s: f64 = imp.iter().sum();
+        if s > 0.0 {
+            imp.iter_mut().for_each(|v| *v /= s);
+        }
+        Some(imp)
+    }
+    fn n_classes(&self) -> usize {
+        self.k
+    }
+}
+
+impl Classifier for ExtraTrees {
+    fn name(&self) -> &'static str {
+        "extra_trees"
+    }
+    fn set(&mut self, key: &str, v: &Param) -> Result<()> {
+        match key {
+            "n_trees" | "n_estimators" => self.n_trees = v.as_usize(key)?.max(1),
+            "max_features" => {
+                self.max_features = match v {
+                    Param::Str(s) if s == "sqrt" => MaxFeatures::Sqrt,
+                    Param::Str(s) if s == "half" => MaxFeatures::Half,
+                    Param::Str(s) if s == "all" => MaxFeatures::All,
+                    Param::Int(n) if *n >= 1 => MaxFeatures::Count(*n as usize),
+                    _ => return Err(Error::Invalid(format!("max_features is 1..d, \"sqrt\", \"half\" or \"all\", got {v}"))),
+                }
+            }
+            "min_samples_split" => self.min_samples_split = v.as_usize(key)?.max(2),
+            "min_samples_leaf" => self.min_samples_leaf = v.as_usize(key)?.max(1),
+            "seed" => self.seed = v.as_usize(key)? as u64,
+            _ => return Err(Error::Invalid(format!("extra_trees has no parameter {key:?} (n_trees, max_features, min_samples_split, min_samples_leaf, seed)"))),
+        }
+        Ok(())
+    }
+    fn params(&self) -> Vec<(String, Param)> {
+        let mf = match &self.max_features {
+            MaxFeatures::Count(n) => Param::Int(*n as i64),
+            MaxFeatures::Sqrt => Param::Str("sqrt".into()),
+            MaxFeatures::Half => Param::Str("half".into()),
+            MaxFeatures::All => Param::Str("all".into()),
+        };
+        vec![
+            ("n_trees".into(), Param::Int(self.n_trees as i64)),
+            ("max_features".into(), mf),
+        ]
+    }
+    fn needs_standardization(&self) -> bool {
+        false
+    }
+    fn fit(&self, x: &Matrix, y: &[usize], k: usize) -> Result<Box<dyn Fitted>> {
+        Ok(Box::new(Forest::fit(x, y, k, self)))
+    }
+    fn box_clone(&self) -> Box<dyn Classifier> {
+        Box::new(self.clone())
+    }
+    fn paper_grid(&self, _d: usize) -> Vec<(String, Vec<Param>)> {
+        let v = ["sqrt", "half", "all"]
+            .iter()
+            .map(|s| Param::Str(s.to_string()));
+        vec![(
+            "max_features".into(),
+            std::iter::once(Param::Int(1)).chain(v).collect(),
+        )]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separable_data_is_learned_and_importance_finds_the_signal() {
+        let mut r = Rng::new(1);
+        let n = 300;
+        let mut data = Vec::new();
+        let mut y = Vec::new();
+        for _ in 0..n {
+            let c = r.below(2);
+            data.push(c as f32 * 2.0 + r.uniform() as f32); // informative
+            data.push(r.uniform() as f32); // noise
+            data.push(r.uniform() as f32); // noise
+            y.push(c);
+        }
+        let x = Matrix { data, n, d: 3 };
+        let p = ExtraTrees {
+            n_trees: 50,
+            ..Default::default()
+        };
+        let f = Forest::fit(&x, &y, 2, &p);
+        let pred = super::super::argmax_rows(&f.decision(&x), 2);
+        assert_eq!(pred, y);
+        let imp = f.importances().unwrap();
+        assert!(imp[0] > 0.8, "{imp:?}");
+        assert!((imp.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    }
+}

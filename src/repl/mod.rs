@@ -1,0 +1,103 @@
+//! The interactive prompt: history, multi-line input decided by compiling, completion of
+//! functions, methods, variables and network/tap names, `help`, `vars`, Ctrl-C that stops the
+//! running computation and keeps every variable.
+
+mod complete;
+
+use crate::script::{self, show};
+use complete::{Known, PromptHelper};
+use rhai::{Dynamic, Engine, Scope};
+use rustyline::error::ReadlineError;
+use rustyline::{Config, Editor};
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+/// Where the prompt keeps its history: `$PATHOLAB_HISTORY` or `~/.local/share/patholab/history`.
+pub fn history_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("PATHOLAB_HISTORY") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    home.join(".local/share/patholab/history")
+}
+
+/// Runs the prompt until Ctrl-D.
+pub fn run() -> anyhow::Result<()> {
+    let engine = script::engine();
+    let mut scope = Scope::new();
+    let known = Rc::new(RefCell::new(Known::default()));
+    let mut rl: Editor<PromptHelper, rustyline::history::DefaultHistory> = Editor::with_config(
+        Config::builder()
+            .auto_add_history(true)
+            .max_history_size(10_000)?
+            .build(),
+    )?;
+    rl.set_helper(Some(PromptHelper::new(known.clone())));
+    let hist = history_path();
+    if let Some(d) = hist.parent() {
+        let _ = std::fs::create_dir_all(d);
+    }
+    let _ = rl.load_history(&hist);
+    println!(
+        "patholab {} (libtorch {}, CUDA {}). help for help, Ctrl-D to leave.",
+        env!("CARGO_PKG_VERSION"),
+        env!("PATHOLAB_LIBTORCH_VERSION"),
+        if tch::Cuda::is_available() {
+            "available"
+        } else {
+            "not available"
+        }
+    );
+    install_interrupt_handler();
+    loop {
+        match rl.readline("patholab> ") {
+            Ok(line) => {
+                let _ = rl.append_history(&hist);
+                let input = line.trim();
+                if input.is_empty() {
+                    continue;
+                }
+                if input == "vars" {
+                    println!("{}", show::vars(&engine, &scope));
+                    continue;
+                }
+                if input == "help" {
+                    println!("{}", script::help::help(None));
+                    continue;
+                }
+                if input == "exit" || input == "quit" {
+                    break;
+                }
+                evaluate(&engine, &mut scope, input);
+                known.borrow_mut().refresh(&engine, &scope);
+            }
+            Err(ReadlineError::Interrupted) => println!("(Ctrl-C: input cleared; Ctrl-D leaves)"),
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let _ = rl.append_history(&hist);
+    Ok(())
+}
+
+/// Ctrl-C while a statement runs sets the cancel flag (the prompt itself reads Ctrl-C as a key).
+pub fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(crate::cancel::request);
+}
+
+/// Runs one input at the prompt; errors are printed with a caret and every variable survives.
+pub fn evaluate(engine: &Engine, scope: &mut Scope, input: &str) {
+    crate::cancel::reset();
+    match engine.compile_with_scope(scope, input) {
+        Err(e) => println!("{}", script::format_at(&e.0.to_string(), e.1, input, None)),
+        Ok(ast) => match engine.eval_ast_with_scope::<Dynamic>(scope, &ast) {
+            Ok(v) if v.is_unit() => {}
+            Ok(v) => println!("{}", show::show(engine, &v)),
+            Err(e) => println!("{}", script::format_error(&e, input, None)),
+        },
+    }
+    crate::cancel::reset();
+}
