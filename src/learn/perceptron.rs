@@ -87,9 +87,11 @@ impl Classifier for Perceptron {
                     }
                 }
             }
-            _ => return Err(Error::Invalid(format!(
+            _ => {
+                return Err(Error::Invalid(format!(
                 "perceptron has no parameter {key:?} (lr, iterations, alpha, batch, seed, device)"
-            ))),
+            )))
+            }
         }
         Ok(())
     }

@@ -176,6 +176,15 @@ fn missing_weights_message(spec: &NetSpec) -> String {
     )
 }
 
+/// The var-store path for a dotted name (`classifier.6`).
+fn dotted<'a>(root: &nn::Path<'a>, name: &str) -> nn::Path<'a> {
+    let mut p = root.clone();
+    for part in name.split('.') {
+        p = p.sub(part);
+    }
+    p
+}
+
 /// sha256 of a file, hex.
 pub fn file_digest(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).at(path)?;
@@ -208,7 +217,7 @@ impl Network {
         let root = vs.root();
         let body = build_body(&root, spec.family);
         let fc = nn::linear(
-            &root / body.fc_path.as_str(),
+            dotted(&root, &body.fc_path),
             body.fc_in,
             n_out,
             Default::default(),
@@ -381,7 +390,7 @@ impl Network {
         }
         let root = self.vs.root();
         self.fc = nn::linear(
-            &root / self.body.fc_path.as_str(),
+            dotted(&root, &self.body.fc_path),
             self.body.fc_in,
             classes.len() as i64,
             Default::default(),

@@ -1209,12 +1209,43 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
                 .as_secs_f64()
         }
     );
-    f!(e, h, "cv_best", "learning", Some("Model"), "m.cv_best() -> float", "The best mean CV score of a tuned model.", "m.cv_best()",
-        |m: &mut Model| match &m.cv { Some(t) => Ok(t.mean(t.best())), None => Err::<f64, Box<rhai::EvalAltResult>>("this model was not tuned (use tune)".into()) });
-    f!(e, h, "name", "learning", Some("Classifier"), "clf.name() -> String", "The classifier's name.", "linear_svm().name()",
-        |c: &mut Box<dyn Classifier>| c.name().to_string());
-    f!(e, h, "classes_count", "features", Some("FeatureSet"), "f.classes_count() -> int", "Number of classes.", "f.classes_count()",
-        |f: &mut FeatureSet| f.classes.len() as i64);
+    f!(
+        e,
+        h,
+        "cv_best",
+        "learning",
+        Some("Model"),
+        "m.cv_best() -> float",
+        "The best mean CV score of a tuned model.",
+        "m.cv_best()",
+        |m: &mut Model| match &m.cv {
+            Some(t) => Ok(t.mean(t.best())),
+            None =>
+                Err::<f64, Box<rhai::EvalAltResult>>("this model was not tuned (use tune)".into()),
+        }
+    );
+    f!(
+        e,
+        h,
+        "name",
+        "learning",
+        Some("Classifier"),
+        "clf.name() -> String",
+        "The classifier's name.",
+        "linear_svm().name()",
+        |c: &mut Box<dyn Classifier>| c.name().to_string()
+    );
+    f!(
+        e,
+        h,
+        "classes_count",
+        "features",
+        Some("FeatureSet"),
+        "f.classes_count() -> int",
+        "Number of classes.",
+        "f.classes_count()",
+        |f: &mut FeatureSet| f.classes.len() as i64
+    );
     h
 }
 
