@@ -28,6 +28,7 @@ pub fn history_path() -> PathBuf {
 pub fn run() -> anyhow::Result<()> {
     let engine = script::engine();
     let mut scope = Scope::new();
+    let mut functions = rhai::AST::empty();
     let known = Rc::new(RefCell::new(Known::default()));
     let mut rl: Editor<PromptHelper, rustyline::history::DefaultHistory> = Editor::with_config(
         Config::builder()
@@ -71,7 +72,7 @@ pub fn run() -> anyhow::Result<()> {
                 if input == "exit" || input == "quit" {
                     break;
                 }
-                evaluate(&engine, &mut scope, input);
+                evaluate(&engine, &mut scope, &mut functions, input);
                 known.borrow_mut().refresh(&engine, &scope);
             }
             Err(ReadlineError::Interrupted) => println!("(Ctrl-C: input cleared; Ctrl-D leaves)"),
@@ -89,11 +90,15 @@ pub fn install_interrupt_handler() {
 }
 
 /// Runs one input at the prompt; errors are printed with a caret and every variable survives.
-pub fn evaluate(engine: &Engine, scope: &mut Scope, input: &str) {
+/// Functions defined at the prompt are kept in `functions` for later inputs.
+pub fn evaluate(engine: &Engine, scope: &mut Scope, functions: &mut rhai::AST, input: &str) {
     crate::cancel::reset();
     match engine.compile_with_scope(scope, input) {
         Err(e) => println!("{}", script::format_at(&e.0.to_string(), e.1, input, None)),
-        Ok(ast) => match engine.eval_ast_with_scope::<Dynamic>(scope, &ast) {
+        Ok(ast) => match {
+            *functions = functions.merge(&ast.clone_functions_only());
+            engine.eval_ast_with_scope::<Dynamic>(scope, &functions.merge(&ast))
+        } {
             Ok(v) if v.is_unit() => {}
             Ok(v) => println!("{}", show::show(engine, &v)),
             Err(e) => println!("{}", script::format_error(&e, input, None)),

@@ -1,0 +1,112 @@
+//! The binary end to end: -e, run with --set, errors with positions and exit codes.
+
+use std::process::Command;
+
+fn patholab() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_patholab"));
+    c.env(
+        "PATHOLAB_CACHE",
+        std::env::temp_dir().join("patholab-test-cache"),
+    );
+    c
+}
+
+#[test]
+fn evaluates_an_expression() {
+    let out = patholab().args(["-e", "40 + 2"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+}
+
+#[test]
+fn version_names_libtorch_and_cuda() {
+    let out = patholab().arg("--version").output().unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        s.contains("patholab 0.") && s.contains("libtorch 2.11.0") && s.contains("CUDA"),
+        "{s}"
+    );
+}
+
+#[test]
+fn run_binds_set_variables() {
+    let out = patholab()
+        .args(["run", "examples/hello.rhai", "--set", "name=\"Ada\""])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "hello, Ada: 40 + 2 = 42"
+    );
+    let out = patholab()
+        .args(["run", "examples/hello.rhai"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hello, world"));
+}
+
+#[test]
+fn set_values_are_rhai_literals() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("t.rhai");
+    std::fs::write(
+        &script,
+        "print(type_of(xs) + \" \" + xs.len() + \" \" + type_of(k));",
+    )
+    .unwrap();
+    let out = patholab()
+        .args([
+            "run",
+            script.to_str().unwrap(),
+            "--set",
+            "xs=[1, 2, 3]",
+            "--set",
+            "k=0.5",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "array 3 f64");
+}
+
+#[test]
+fn script_errors_exit_non_zero_with_line_and_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("bad.rhai");
+    std::fs::write(&script, "let a = 1;\nlet b = network(\"no_such_net\");\n").unwrap();
+    let out = patholab()
+        .args(["run", script.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2, position 9"), "{err}");
+    assert!(err.contains("unknown network \"no_such_net\""), "{err}");
+    assert!(err.contains("^"), "{err}");
+    let out = patholab().args(["-e", "1 +* 2"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1, position"));
+}
+
+#[test]
+fn stdlib_modules_load_from_any_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = patholab()
+        .current_dir(dir.path())
+        .args([
+            "-e",
+            "import \"strategies\" as s; s::paper_classifiers().len()",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "3",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
