@@ -85,7 +85,12 @@ fn resolver() -> rhai::module_resolvers::ModuleResolversCollection {
 /// Formats a script error with the line, the source line and a caret under the position.
 pub fn format_error(err: &EvalAltResult, source: &str, file: Option<&str>) -> String {
     let pos = err.position();
-    let msg = err.to_string();
+    let msg = match err {
+        EvalAltResult::ErrorTerminated(..) => {
+            "interrupted (Ctrl-C); variables are kept".to_string()
+        }
+        _ => err.to_string(),
+    };
     let msg = msg
         .rsplit_once(" (line ")
         .map(|(m, _)| m.to_string())
