@@ -176,6 +176,9 @@ fn features_of(net: &Network, ds: &Dataset, m: &Map) -> RResult<FeatureSet> {
     if let Some(b) = get_usize(m, "batch")? {
         o.batch = b.max(1);
     }
+    if let Some(c) = get_usize(m, "chunk")? {
+        o.chunk = c.max(1);
+    }
     if let Some(q) = get_bool(m, "quiet")? {
         o.quiet = q;
     }
