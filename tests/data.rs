@@ -18,7 +18,9 @@ fn png(w: u32, h: u32) -> Vec<u8> {
 
 fn encoded(fmt: image::ImageFormat) -> Vec<u8> {
     let mut b = Vec::new();
-    image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8, y as u8, 3])).write_to(&mut std::io::Cursor::new(&mut b), fmt).unwrap();
+    image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8, y as u8, 3]))
+        .write_to(&mut std::io::Cursor::new(&mut b), fmt)
+        .unwrap();
     b
 }
 
@@ -54,7 +56,19 @@ fn broken_folder() -> (tempfile::TempDir, Vec<&'static str>) {
     std::fs::write(b.join("truncated.tif"), &tif[..tif.len() / 2]).unwrap();
     std::fs::write(b.join("header.bmp"), b"BM\x36\x00\x00\x00").unwrap();
     std::fs::write(b.join("junk.webp"), b"RIFF\x10\x00\x00\x00WEBPVP8 junkjunk").unwrap();
-    let bad = vec!["empty.png", "truncated.jpg", "random.png", "text.jpg", "folder.png", "absurd.png", "zero.png", "truncated.png", "truncated.tif", "header.bmp", "junk.webp"];
+    let bad = vec![
+        "empty.png",
+        "truncated.jpg",
+        "random.png",
+        "text.jpg",
+        "folder.png",
+        "absurd.png",
+        "zero.png",
+        "truncated.png",
+        "truncated.tif",
+        "header.bmp",
+        "junk.webp",
+    ];
     (dir, bad)
 }
 
@@ -62,17 +76,29 @@ fn broken_folder() -> (tempfile::TempDir, Vec<&'static str>) {
 fn broken_files_are_listed_under_fail_and_skipped_under_skip() {
     let (dir, bad) = broken_folder();
     let path = dir.path().to_str().unwrap();
-    let err = Dataset::open(path, &OpenOptions::default()).unwrap_err().to_string();
+    let err = Dataset::open(path, &OpenOptions::default())
+        .unwrap_err()
+        .to_string();
     for b in &bad {
         assert!(err.contains(b), "{b} not reported in:\n{err}");
     }
     assert!(err.contains("11 unreadable"), "{err}");
-    let ds = Dataset::open(path, &OpenOptions { on_error: OnError::Skip, ..Default::default() }).unwrap();
+    let ds = Dataset::open(
+        path,
+        &OpenOptions {
+            on_error: OnError::Skip,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(ds.len(), 5);
     assert_eq!(ds.skipped.len(), 11);
     assert!(ds.describe().contains("11 unreadable file(s) skipped"));
     assert_eq!(ds.classes, vec!["alpha", "beta"]);
-    assert!(!ds.warnings.is_empty(), "one slide per image is warned about");
+    assert!(
+        !ds.warnings.is_empty(),
+        "one slide per image is warned about"
+    );
 }
 
 #[test]
@@ -83,29 +109,52 @@ fn manifest_with_slides_and_split_column() {
     for i in 0..12 {
         std::fs::write(dir.path().join(format!("img/{i}.png")), png(10 + i, 12)).unwrap();
         let part = ["train", "train", "val", "test"][(i / 3) as usize];
-        csv += &format!("img/{i}.png,{},P{},{part}\n", if i % 2 == 0 { "tumour" } else { "normal" }, i / 3);
+        csv += &format!(
+            "img/{i}.png,{},P{},{part}\n",
+            if i % 2 == 0 { "tumour" } else { "normal" },
+            i / 3
+        );
     }
     std::fs::write(dir.path().join("m.csv"), csv).unwrap();
     let mut o = OpenOptions::default();
-    o.columns = ["file".into(), "diagnosis".into(), "patient".into(), "part".into()];
+    o.columns = [
+        "file".into(),
+        "diagnosis".into(),
+        "patient".into(),
+        "part".into(),
+    ];
     let ds = Dataset::open(dir.path().join("m.csv").to_str().unwrap(), &o).unwrap();
     assert_eq!((ds.len(), ds.n_slides()), (12, 4));
     assert_eq!(ds.items[5].width, 15);
     let split = Split::new(&ds, &SplitOptions::default()).unwrap();
-    assert_eq!((split.train.len(), split.val.len(), split.test.len()), (6, 3, 3));
+    assert_eq!(
+        (split.train.len(), split.val.len(), split.test.len()),
+        (6, 3, 3)
+    );
 
     // A manifest that puts one patient on two sides is refused.
     let mut csv = std::fs::read_to_string(dir.path().join("m.csv")).unwrap();
     csv = csv.replace("img/8.png,tumour,P2,val", "img/8.png,tumour,P2,test");
     std::fs::write(dir.path().join("m2.csv"), csv).unwrap();
     let ds = Dataset::open(dir.path().join("m2.csv").to_str().unwrap(), &o).unwrap();
-    let err = Split::new(&ds, &SplitOptions::default()).unwrap_err().to_string();
+    let err = Split::new(&ds, &SplitOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("slide leakage") && err.contains("P2"), "{err}");
-    assert!(Split::new(&ds, &SplitOptions { allow_slide_leakage: true, ..Default::default() }).is_ok());
+    assert!(Split::new(
+        &ds,
+        &SplitOptions {
+            allow_slide_leakage: true,
+            ..Default::default()
+        }
+    )
+    .is_ok());
 
     // A bad manifest line names the file and line.
     std::fs::write(dir.path().join("m3.csv"), "file,diagnosis\nimg/0.png,\n").unwrap();
-    let err = Dataset::open(dir.path().join("m3.csv").to_str().unwrap(), &o).unwrap_err().to_string();
+    let err = Dataset::open(dir.path().join("m3.csv").to_str().unwrap(), &o)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("m3.csv") && err.contains("line 2"), "{err}");
 }
 
@@ -118,10 +167,25 @@ fn synthetic(seed: u64) -> Dataset {
         let main = r.below(k);
         for _ in 0..1 + r.below(10) {
             let label = if r.below(5) == 0 { r.below(k) } else { main };
-            items.push(Item { path: PathBuf::from(format!("s{s}/{}.png", items.len())), label, slide: format!("slide{s}"), split: None, width: 1, height: 1 });
+            items.push(Item {
+                path: PathBuf::from(format!("s{s}/{}.png", items.len())),
+                label,
+                slide: format!("slide{s}"),
+                split: None,
+                width: 1,
+                height: 1,
+            });
         }
     }
-    Dataset { name: "synthetic".into(), root: PathBuf::new(), classes: (0..k).map(|c| c.to_string()).collect(), items, slide_info: String::new(), skipped: vec![], warnings: vec![] }
+    Dataset {
+        name: "synthetic".into(),
+        root: PathBuf::new(),
+        classes: (0..k).map(|c| c.to_string()).collect(),
+        items,
+        slide_info: String::new(),
+        skipped: vec![],
+        warnings: vec![],
+    }
 }
 
 #[test]
@@ -129,7 +193,13 @@ fn random_splits_never_share_a_slide_and_repeat_with_the_seed() {
     for seed in 0..300 {
         let ds = synthetic(seed);
         let mut r = Rng::new(seed + 1000);
-        let o = SplitOptions { train: 0.2 + r.uniform() * 0.6, val: r.uniform() * 0.3, test: 0.1 + r.uniform() * 0.3, seed, ..Default::default() };
+        let o = SplitOptions {
+            train: 0.2 + r.uniform() * 0.6,
+            val: r.uniform() * 0.3,
+            test: 0.1 + r.uniform() * 0.3,
+            seed,
+            ..Default::default()
+        };
         let s = Split::new(&ds, &o).unwrap();
         let slides: Vec<String> = ds.items.iter().map(|i| i.slide.clone()).collect();
         assert!(shared_slides(&slides, &s.train, &s.test).is_empty());
@@ -137,7 +207,10 @@ fn random_splits_never_share_a_slide_and_repeat_with_the_seed() {
         assert!(shared_slides(&slides, &s.val, &s.test).is_empty());
         assert_eq!(s.train.len() + s.val.len() + s.test.len(), ds.len());
         let again = Split::new(&ds, &o).unwrap();
-        assert_eq!((s.train, s.val, s.test), (again.train, again.val, again.test));
+        assert_eq!(
+            (s.train, s.val, s.test),
+            (again.train, again.val, again.test)
+        );
     }
 }
 
@@ -145,14 +218,44 @@ fn random_splits_never_share_a_slide_and_repeat_with_the_seed() {
 fn stratified_split_keeps_class_proportions_when_slides_allow() {
     // 100 single-class slides of 4 images; classes 70/30.
     let items = (0..400)
-        .map(|i| Item { path: PathBuf::from(format!("{i}.png")), label: usize::from((i / 4) % 10 >= 7), slide: format!("s{}", i / 4), split: None, width: 1, height: 1 })
+        .map(|i| Item {
+            path: PathBuf::from(format!("{i}.png")),
+            label: usize::from((i / 4) % 10 >= 7),
+            slide: format!("s{}", i / 4),
+            split: None,
+            width: 1,
+            height: 1,
+        })
         .collect();
-    let ds = Dataset { name: "x".into(), root: PathBuf::new(), classes: vec!["a".into(), "b".into()], items, slide_info: String::new(), skipped: vec![], warnings: vec![] };
-    let s = Split::new(&ds, &SplitOptions { seed: 4, ..Default::default() }).unwrap();
+    let ds = Dataset {
+        name: "x".into(),
+        root: PathBuf::new(),
+        classes: vec!["a".into(), "b".into()],
+        items,
+        slide_info: String::new(),
+        skipped: vec![],
+        warnings: vec![],
+    };
+    let s = Split::new(
+        &ds,
+        &SplitOptions {
+            seed: 4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     for (part, want) in [(&s.train, 240.0), (&s.val, 80.0), (&s.test, 80.0)] {
         let b = part.iter().filter(|i| ds.items[**i].label == 1).count() as f64;
-        assert!((part.len() as f64 - want).abs() <= 4.0, "{} vs {want}", part.len());
-        assert!((b / part.len() as f64 - 0.3).abs() < 0.03, "{b} of {}", part.len());
+        assert!(
+            (part.len() as f64 - want).abs() <= 4.0,
+            "{} vs {want}",
+            part.len()
+        );
+        assert!(
+            (b / part.len() as f64 - 0.3).abs() < 0.03,
+            "{b} of {}",
+            part.len()
+        );
     }
 }
 
@@ -160,16 +263,39 @@ fn stratified_split_keeps_class_proportions_when_slides_allow() {
 fn preprocessing_matches_pil_and_torchvision() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let gen = root.join("tests/fixtures/generated");
-    let files: Vec<String> = serde_json::from_slice(&std::fs::read(gen.join("preprocess.json")).expect("run scripts/make-fixtures")).unwrap();
+    let files: Vec<String> = serde_json::from_slice(
+        &std::fs::read(gen.join("preprocess.json")).expect("run scripts/make-fixtures"),
+    )
+    .unwrap();
     let refs = patholab::nets::weights::read(&gen.join("preprocess.safetensors")).unwrap();
-    for (mode, interp) in [("bilinear", Interpolation::Bilinear), ("bicubic", Interpolation::Bicubic)] {
-        let want = refs.iter().find(|(n, _)| n == mode).unwrap().1.shallow_clone();
-        let prep = Prepare { pre: Preprocess { size: 224, interpolation: interp, normalisation: Normalisation::Inception }, augment: None, seed: 0 };
+    for (mode, interp) in [
+        ("bilinear", Interpolation::Bilinear),
+        ("bicubic", Interpolation::Bicubic),
+    ] {
+        let want = refs
+            .iter()
+            .find(|(n, _)| n == mode)
+            .unwrap()
+            .1
+            .shallow_clone();
+        let prep = Prepare {
+            pre: Preprocess {
+                size: 224,
+                interpolation: interp,
+                normalisation: Normalisation::Inception,
+            },
+            augment: None,
+            seed: 0,
+        };
         for (i, f) in files.iter().enumerate() {
             let px = prepare_one(&root.join(f), 0, &prep).unwrap();
             let ours = tch::Tensor::from_slice(&px).reshape([3, 224, 224]) * 0.5 + 0.5; // back to [0, 1]
-            let mae = f64::try_from((ours - want.get(i as i64)).abs().mean(tch::Kind::Double)).unwrap();
-            assert!(mae <= 1.0 / 255.0, "{mode} {f}: mean abs error {mae} > 1/255");
+            let mae =
+                f64::try_from((ours - want.get(i as i64)).abs().mean(tch::Kind::Double)).unwrap();
+            assert!(
+                mae <= 1.0 / 255.0,
+                "{mode} {f}: mean abs error {mae} > 1/255"
+            );
         }
     }
 }

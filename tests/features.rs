@@ -8,21 +8,29 @@ use std::path::Path;
 use std::process::Command;
 
 fn lite0() -> Network {
-    Network::new("efficientnet_lite0", NetOptions::default()).expect("setup installs the lite0 weights")
+    Network::new("efficientnet_lite0", NetOptions::default())
+        .expect("setup installs the lite0 weights")
 }
 
 #[test]
 fn pooled_taps_equal_the_reference() {
-    let refs = patholab::nets::weights::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/generated/features_lite0.safetensors"))
-        .expect("run scripts/make-fixtures");
+    let refs = patholab::nets::weights::read(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/generated/features_lite0.safetensors"),
+    )
+    .expect("run scripts/make-fixtures");
     let get = |k: &str| refs.iter().find(|(n, _)| n == k).unwrap().1.shallow_clone();
     let net = lite0();
-    let taps: Vec<String> = ["_blocks.5", "_blocks.15", "_conv_head"].iter().map(|s| s.to_string()).collect();
+    let taps: Vec<String> = ["_blocks.5", "_blocks.15", "_conv_head"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let outs = tch::no_grad(|| net.forward_taps(&get("input"), &taps, false));
     for (t, o) in taps.iter().zip(&outs) {
         for (name, r) in [("gap", Reduce::Gap), ("gmp", Reduce::Gmp)] {
             let want = get(&format!("{name}/{t}"));
-            let rel = f64::try_from((r.apply(o) - &want).abs().max()).unwrap() / f64::try_from(want.abs().max()).unwrap();
+            let rel = f64::try_from((r.apply(o) - &want).abs().max()).unwrap()
+                / f64::try_from(want.abs().max()).unwrap();
             assert!(rel <= 1e-4, "{t} {name}: relative error {rel:e}");
         }
     }
@@ -30,13 +38,34 @@ fn pooled_taps_equal_the_reference() {
 
 fn run_features(cache: &Path, extra: &str) -> (bool, String) {
     let expr = format!("let f = network(\"efficientnet_lite0\").features(dataset(\"demo:kather\"), #{{ taps: [\"_blocks.9\", \"last\"], batch: 4, chunk: 4 {extra} }}); f.save(\"{}\"); f.dims()", cache.join("out.safetensors").display());
-    let out = Command::new(env!("CARGO_BIN_EXE_patholab")).env("PATHOLAB_CACHE", cache).args(["-e", &expr]).output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout)))
+    let out = Command::new(env!("CARGO_BIN_EXE_patholab"))
+        .env("PATHOLAB_CACHE", cache)
+        .args(["-e", &expr])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        ),
+    )
 }
 
 fn computed(log: &str) -> usize {
-    let l = log.lines().find(|l| l.starts_with("features:")).unwrap_or_else(|| panic!("no features line in {log}"));
-    l.split('(').nth(1).unwrap().split(' ').next().unwrap().parse().unwrap()
+    let l = log
+        .lines()
+        .find(|l| l.starts_with("features:"))
+        .unwrap_or_else(|| panic!("no features line in {log}"));
+    l.split('(')
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -48,26 +77,47 @@ fn second_call_reads_the_cache_and_new_images_only_are_computed() {
     let first = std::fs::read(cache.path().join("out.safetensors")).unwrap();
     let (_, log) = run_features(cache.path(), "");
     assert_eq!(computed(&log), 0, "{log}");
-    assert_eq!(std::fs::read(cache.path().join("out.safetensors")).unwrap(), first, "cached features are identical");
+    assert_eq!(
+        std::fs::read(cache.path().join("out.safetensors")).unwrap(),
+        first,
+        "cached features are identical"
+    );
 
     // A dataset with two more images computes just those two.
     let data = tempfile::tempdir().unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo/kather2016-samples");
-    for class in std::fs::read_dir(&src).unwrap().flatten().filter(|e| e.path().is_dir()) {
+    for class in std::fs::read_dir(&src)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+    {
         let dst = data.path().join(class.file_name());
         std::fs::create_dir_all(&dst).unwrap();
         for f in std::fs::read_dir(class.path()).unwrap().flatten() {
             std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
         }
     }
-    let mut img = image::open(src.join("01_TUMOR/1A11_CRC-Prim-HE-07_022.tif_Row_601_Col_151.tif")).unwrap().to_rgb8();
+    let mut img = image::open(src.join("01_TUMOR/1A11_CRC-Prim-HE-07_022.tif_Row_601_Col_151.tif"))
+        .unwrap()
+        .to_rgb8();
     image::imageops::flip_horizontal_in_place(&mut img);
-    img.save(data.path().join("01_TUMOR/new1_CRC-Prim-HE-07_999.png")).unwrap();
+    img.save(data.path().join("01_TUMOR/new1_CRC-Prim-HE-07_999.png"))
+        .unwrap();
     image::imageops::flip_vertical_in_place(&mut img);
-    img.save(data.path().join("01_TUMOR/new2_CRC-Prim-HE-07_998.png")).unwrap();
+    img.save(data.path().join("01_TUMOR/new2_CRC-Prim-HE-07_998.png"))
+        .unwrap();
     let ds = Dataset::open(data.path().to_str().unwrap(), &OpenOptions::default()).unwrap();
     std::env::set_var("PATHOLAB_CACHE", cache.path());
-    let f = extract(&lite0(), &ds, &ExtractOptions { taps: vec!["_blocks.9".into(), "last".into()], quiet: true, ..Default::default() }).unwrap();
+    let f = extract(
+        &lite0(),
+        &ds,
+        &ExtractOptions {
+            taps: vec!["_blocks.9".into(), "last".into()],
+            quiet: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!((f.n, f.computed), (26, 2));
 }
 
@@ -77,10 +127,20 @@ fn a_killed_run_loses_at_most_the_chunk_in_flight() {
     let (ok, log) = run_features(reference.path(), "");
     assert!(ok, "{log}");
     let cache = tempfile::tempdir().unwrap();
-    let expr = "network(\"efficientnet_lite0\").features(dataset(\"demo\"), #{ batch: 4, chunk: 8 })";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_patholab")).env("PATHOLAB_CACHE", cache.path()).args(["-e", expr]).spawn().unwrap();
+    let expr =
+        "network(\"efficientnet_lite0\").features(dataset(\"demo\"), #{ batch: 4, chunk: 8 })";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_patholab"))
+        .env("PATHOLAB_CACHE", cache.path())
+        .args(["-e", expr])
+        .spawn()
+        .unwrap();
     // Kill once a few chunks are on disk.
-    let chunks = || walk(cache.path()).iter().filter(|p| p.extension().is_some_and(|e| e == "bin")).count();
+    let chunks = || {
+        walk(cache.path())
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "bin"))
+            .count()
+    };
     let t0 = std::time::Instant::now();
     while chunks() < 3 && t0.elapsed().as_secs() < 120 {
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -90,16 +150,29 @@ fn a_killed_run_loses_at_most_the_chunk_in_flight() {
     let done = chunks();
     assert!(done >= 3, "the run was killed before writing chunks");
     // The rerun computes the rest, and the result equals an uninterrupted run.
-    let out = Command::new(env!("CARGO_BIN_EXE_patholab")).env("PATHOLAB_CACHE", cache.path()).args(["-e", expr]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_patholab"))
+        .env("PATHOLAB_CACHE", cache.path())
+        .args(["-e", expr])
+        .output()
+        .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(computed(&log), 351 - 8 * done, "{log}");
     let full = tempfile::tempdir().unwrap();
     let save = |c: &Path| {
         let e = format!("network(\"efficientnet_lite0\").features(dataset(\"demo\"), #{{ batch: 4 }}).save(\"{}\")", c.join("f.safetensors").display());
-        assert!(Command::new(env!("CARGO_BIN_EXE_patholab")).env("PATHOLAB_CACHE", c).args(["-e", &e]).status().unwrap().success());
+        assert!(Command::new(env!("CARGO_BIN_EXE_patholab"))
+            .env("PATHOLAB_CACHE", c)
+            .args(["-e", &e])
+            .status()
+            .unwrap()
+            .success());
         std::fs::read(c.join("f.safetensors")).unwrap()
     };
-    assert_eq!(save(cache.path()), save(full.path()), "resumed features equal an uninterrupted run");
+    assert_eq!(
+        save(cache.path()),
+        save(full.path()),
+        "resumed features equal an uninterrupted run"
+    );
 }
 
 #[test]
