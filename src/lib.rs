@@ -6,6 +6,7 @@ pub mod data;
 pub mod error;
 pub mod eval;
 pub mod features;
+pub mod finetune;
 pub mod learn;
 pub mod nets;
 pub mod progress;

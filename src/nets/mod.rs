@@ -85,6 +85,8 @@ pub struct Network {
     pub weights_label: String,
     /// Content digest of the weights, part of every feature cache key.
     pub digest: String,
+    /// The fine-tuning curve, when this network came from `finetune`.
+    pub curve: Vec<crate::finetune::Epoch>,
 }
 
 impl std::fmt::Debug for Network {
@@ -261,7 +263,28 @@ impl Network {
             classes,
             weights_label: label,
             digest,
+            curve: Vec::new(),
         })
+    }
+
+    /// An independent copy with the same weights (on `device`).
+    pub fn duplicate(&self, device: Device) -> Result<Network> {
+        let opts = NetOptions {
+            weights: Weights::Random(0),
+            device,
+            strict: true,
+        };
+        let mut n = Network::build(
+            self.spec,
+            opts,
+            self.classes.len() as i64,
+            self.classes.clone(),
+        )?;
+        n.vs.copy(&self.vs)?;
+        n.weights_label = self.weights_label.clone();
+        n.digest = self.digest.clone();
+        n.curve = self.curve.clone();
+        Ok(n)
     }
 
     /// The registry name.

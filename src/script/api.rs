@@ -204,6 +204,104 @@ fn features_of(net: &Network, ds: &Dataset, m: &Map) -> RResult<FeatureSet> {
     extract(net, ds, &o).map_err(to_rhai)
 }
 
+fn finetune_net(n: &Network, d: &Dataset, s: &Split, m: &Map) -> RResult<Net> {
+    let mut o = crate::finetune::Options::default();
+    if let Some(v) = get_usize(m, "head_epochs")? {
+        o.head_epochs = v;
+    }
+    if let Some(v) = get_usize(m, "epochs")? {
+        o.epochs = v;
+    }
+    if let Some(v) = get_f64(m, "head_lr")? {
+        o.head_lr = v;
+    }
+    if let Some(v) = get_f64(m, "lr")? {
+        o.lr = v;
+    }
+    if let Some(v) = get_f64(m, "weight_decay")? {
+        o.weight_decay = v;
+    }
+    if let Some(v) = get_usize(m, "batch")? {
+        o.batch = v.max(1);
+    }
+    if let Some(v) = get_bool(m, "augment")? {
+        o.augment = v;
+    }
+    if let Some(v) = get_usize(m, "seed")? {
+        o.seed = v as u64;
+    }
+    if let Some(v) = get_bool(m, "resume")? {
+        o.resume = v;
+    }
+    if let Some(v) = get_bool(m, "amp")? {
+        o.amp = v;
+    }
+    if let Some(v) = get_bool(m, "quiet")? {
+        o.quiet = v;
+    }
+    if let Some(v) = get_str(m, "checkpoints")? {
+        o.checkpoints = Some(v.into());
+    }
+    o.device = match get_str(m, "device")? {
+        Some(d) => crate::parse_device(&d).map_err(to_rhai)?,
+        None => n.device(),
+    };
+    if let Some(b) = m.get("betas") {
+        let a = b
+            .clone()
+            .try_cast::<Array>()
+            .filter(|a| a.len() == 2)
+            .ok_or("betas is [beta1, beta2]")?;
+        o.betas = (
+            convert::as_f64(&a[0]).ok_or("betas are numbers")?,
+            convert::as_f64(&a[1]).ok_or("betas are numbers")?,
+        );
+    }
+    crate::finetune::finetune(n, d, s, &o)
+        .map(Rc::new)
+        .map_err(to_rhai)
+}
+
+fn curve_table(n: &Network) -> RResult<Table> {
+    use polars::prelude::*;
+    let c = &n.curve;
+    if c.is_empty() {
+        return Err("this network was not fine-tuned (use net.finetune)".into());
+    }
+    table(
+        DataFrame::new(
+            c.len(),
+            vec![
+                polars::prelude::Column::new(
+                    "epoch".into(),
+                    c.iter().map(|e| e.epoch as i64).collect::<Vec<_>>(),
+                ),
+                polars::prelude::Column::new(
+                    "phase".into(),
+                    c.iter().map(|e| e.phase.clone()).collect::<Vec<_>>(),
+                ),
+                polars::prelude::Column::new(
+                    "train_loss".into(),
+                    c.iter().map(|e| e.train_loss).collect::<Vec<_>>(),
+                ),
+                polars::prelude::Column::new(
+                    "val_loss".into(),
+                    c.iter().map(|e| e.val_loss).collect::<Vec<_>>(),
+                ),
+                polars::prelude::Column::new(
+                    "val_score".into(),
+                    c.iter().map(|e| e.val_score).collect::<Vec<_>>(),
+                ),
+                polars::prelude::Column::new(
+                    "images_per_second".into(),
+                    c.iter().map(|e| e.images_per_second).collect::<Vec<_>>(),
+                ),
+            ],
+        )
+        .map_err(Into::into),
+    )
+}
+
 fn classifier(name: &str, m: &Map) -> RResult<Box<dyn Classifier>> {
     learn::classifier(name, &convert::params(m)?).map_err(to_rhai)
 }
@@ -1248,6 +1346,56 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         "Number of classes.",
         "f.classes_count()",
         |f: &mut FeatureSet| f.classes.len() as i64
+    );
+    f!(e, h, "finetune", "networks", Some("Network"), "net.finetune(data: Dataset, split: Split, options: Map) -> Network",
+        "Fine-tunes a copy with the paper's schedule: new head, head_epochs (5) at head_lr (1e-2) with the backbone\nfrozen, then epochs (45) of the whole network at lr (1e-5); Adam betas [0.99, 0.999], weight_decay, batch,\naugment (true), device, seed, checkpoints (a folder), resume, amp (CUDA). Keeps the best validation epoch.",
+        r#"let ft = net.finetune(data, split, #{ head_epochs: 1, epochs: 2, checkpoints: "runs/ft" });"#,
+        |n: &mut Net, d: Arc<Dataset>, s: Split, m: Map| finetune_net(n, &d, &s, &m));
+    f!(
+        e,
+        h,
+        "curve",
+        "networks",
+        Some("Network"),
+        "ft.curve() -> Table",
+        "The fine-tuning curve: epoch, phase, losses, validation score, images/s.",
+        "ft.curve()",
+        |n: &mut Net| curve_table(n)
+    );
+    f!(
+        e,
+        h,
+        "predict",
+        "networks",
+        Some("Network"),
+        "net.predict(data: Dataset) -> Array",
+        "Predicted class index of every image (with the network's own head).",
+        "ft.predict(data.subset(split.test))",
+        |n: &mut Net, d: Arc<Dataset>| {
+            let s = crate::finetune::predict_scores(n, &d, 32).map_err(to_rhai)?;
+            Ok::<_, Box<rhai::EvalAltResult>>(ints(&learn::argmax_rows(&s, n.classes.len())))
+        }
+    );
+    f!(
+        e,
+        h,
+        "evaluate",
+        "evaluation",
+        None,
+        "evaluate(net: Network, data: Dataset) -> Evaluation",
+        "Evaluates a fine-tuned network on a dataset with the same classes.",
+        "evaluate(ft, data.subset(split.test))",
+        |n: Net, d: Arc<Dataset>| {
+            if n.classes != d.classes {
+                return Err(format!(
+                    "the network predicts {:?}, the data has classes {:?}",
+                    n.classes, d.classes
+                )
+                .into());
+            }
+            let s = crate::finetune::predict_scores(&n, &d, 32).map_err(to_rhai)?;
+            crate::eval::evaluate_scores(&d.labels(), &s, &d.classes).map_err(to_rhai)
+        }
     );
     h
 }

@@ -1,0 +1,463 @@
+//! Fine-tuning with the paper's schedule: a new head trained with the backbone frozen, then the
+//! whole network at a small learning rate; Adam; cross-entropy; augmentation; validation after
+//! every epoch, a checkpoint per epoch, the best epoch kept, and exact resume after interruption.
+
+use crate::data::loader::{batches, Prepare};
+use crate::data::split::Split;
+use crate::data::transform::Augment;
+use crate::data::Dataset;
+use crate::error::{Context, Error, Result};
+use crate::eval::metrics;
+use crate::nets::{weights, Network};
+use crate::rng::Rng;
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// Options of [`finetune`], with the paper's values as defaults.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub head_epochs: usize,
+    pub head_lr: f64,
+    pub epochs: usize,
+    pub lr: f64,
+    pub betas: (f64, f64),
+    pub weight_decay: f64,
+    pub batch: usize,
+    pub augment: bool,
+    pub device: Device,
+    pub seed: u64,
+    /// Where checkpoints go (one per epoch); `None` keeps everything in memory.
+    pub checkpoints: Option<PathBuf>,
+    pub resume: bool,
+    /// Mixed precision (CUDA only).
+    pub amp: bool,
+    pub quiet: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            head_epochs: 5,
+            head_lr: 1e-2,
+            epochs: 45,
+            lr: 1e-5,
+            betas: (0.99, 0.999),
+            weight_decay: 0.0,
+            batch: 32,
+            augment: true,
+            device: Device::Cpu,
+            seed: 0,
+            checkpoints: None,
+            resume: false,
+            amp: false,
+            quiet: false,
+        }
+    }
+}
+
+/// One epoch of the training curve.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Epoch {
+    pub epoch: usize,
+    /// `"head"` (backbone frozen) or `"full"`.
+    pub phase: String,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_score: f64,
+    pub images_per_second: f64,
+}
+
+/// Adam as PyTorch implements it (L2 weight decay added to the gradient), with its state kept
+/// so that checkpoints resume exactly.
+pub struct Adam {
+    pub lr: f64,
+    pub betas: (f64, f64),
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub step: i64,
+    /// `(name, param, m, v)`.
+    state: Vec<(String, Tensor, Tensor, Tensor)>,
+}
+
+impl Adam {
+    /// An optimiser over the named parameters.
+    pub fn new(
+        params: Vec<(String, Tensor)>,
+        lr: f64,
+        betas: (f64, f64),
+        weight_decay: f64,
+    ) -> Adam {
+        let state = params
+            .into_iter()
+            .map(|(n, p)| {
+                let (m, v) = (p.zeros_like(), p.zeros_like());
+                (n, p, m, v)
+            })
+            .collect();
+        Adam {
+            lr,
+            betas,
+            eps: 1e-8,
+            weight_decay,
+            step: 0,
+            state,
+        }
+    }
+
+    /// Clears the gradients.
+    pub fn zero_grad(&mut self) {
+        for (_, p, _, _) in &mut self.state {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.detach_();
+                let _ = g.zero_();
+            }
+        }
+    }
+
+    /// One update from the current gradients.
+    pub fn step(&mut self) {
+        self.step += 1;
+        let (b1, b2) = self.betas;
+        let bc1 = 1.0 - b1.powi(self.step as i32);
+        let bc2 = 1.0 - b2.powi(self.step as i32);
+        tch::no_grad(|| {
+            for (_, p, m, v) in &mut self.state {
+                let g = p.grad();
+                if !g.defined() {
+                    continue;
+                }
+                let g = if self.weight_decay != 0.0 {
+                    g + &*p * self.weight_decay
+                } else {
+                    g
+                };
+                let _ = m.g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
+                let _ = v.g_mul_scalar_(b2).g_add_(&(&g * &g * (1.0 - b2)));
+                let denom = v.sqrt() / bc2.sqrt() + self.eps;
+                let _ = p.g_sub_(&(&*m / denom * (self.lr / bc1)));
+            }
+        });
+    }
+
+    /// The state as named tensors (for checkpoints).
+    pub fn tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![("adam.step".to_string(), Tensor::from_slice(&[self.step]))];
+        for (n, _, m, v) in &self.state {
+            out.push((format!("adam.m.{n}"), m.to_device(Device::Cpu)));
+            out.push((format!("adam.v.{n}"), v.to_device(Device::Cpu)));
+        }
+        out
+    }
+
+    /// Restores the state written by [`Adam::tensors`].
+    pub fn restore(&mut self, t: &[(String, Tensor)]) -> Result<()> {
+        let get = |k: &str| {
+            t.iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.shallow_clone())
+                .ok_or_else(|| Error::Invalid(format!("checkpoint lacks {k}")))
+        };
+        self.step = i64::try_from(get("adam.step")?)?;
+        tch::no_grad(|| -> Result<()> {
+            for (n, _, m, v) in &mut self.state {
+                m.copy_(&get(&format!("adam.m.{n}"))?);
+                v.copy_(&get(&format!("adam.v.{n}"))?);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The network's trainable parameters by name; in the head phase only the classifier's.
+fn parameters(net: &Network, head_only: bool) -> Vec<(String, Tensor)> {
+    let prefix = format!("{}.", net.head_path());
+    let vars = net.vs.variables_.lock().unwrap();
+    let trainable: Vec<usize> = vars
+        .trainable_variables
+        .iter()
+        .map(|v| v.tensor.data_ptr() as usize)
+        .collect();
+    let mut out: Vec<(String, Tensor)> = vars
+        .named_variables
+        .iter()
+        .filter(|(n, t)| {
+            trainable.contains(&(t.data_ptr() as usize)) && (!head_only || n.starts_with(&prefix))
+        })
+        .map(|(n, t)| (n.clone(), t.shallow_clone()))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    for (n, t) in &out {
+        let _ = t.set_requires_grad(!head_only || n.starts_with(&prefix));
+    }
+    if head_only {
+        for (n, t) in vars.named_variables.iter() {
+            if !n.starts_with(&prefix) && trainable.contains(&(t.data_ptr() as usize)) {
+                let _ = t.set_requires_grad(false);
+            }
+        }
+    }
+    out
+}
+
+/// One optimisation step on a batch (train mode: batch norm uses and updates batch statistics).
+pub fn train_step(net: &Network, adam: &mut Adam, x: &Tensor, y: &Tensor, amp: bool) -> f64 {
+    adam.zero_grad();
+    let logits = tch::autocast(amp, || net.logits(x, true));
+    let loss = logits.to_kind(Kind::Float).cross_entropy_for_logits(y);
+    loss.backward();
+    adam.step();
+    f64::try_from(loss).unwrap_or(f64::NAN)
+}
+
+/// Class scores (softmax probabilities) of every image of `ds`, in order.
+pub fn predict_scores(net: &Network, ds: &Dataset, batch: usize) -> Result<Vec<f64>> {
+    let prep = Prepare {
+        pre: crate::features::extract::preprocess_for(net),
+        augment: None,
+        seed: 0,
+    };
+    let paths = ds.items.iter().map(|i| i.path.clone()).collect();
+    let mut out = Vec::new();
+    for b in batches(paths, vec![0; ds.len()], batch, prep, 2) {
+        crate::cancel::check()?;
+        let b = b?;
+        let p = tch::no_grad(|| net.logits(&b.tensor(net.device()), false))
+            .softmax(1, Kind::Double)
+            .to_device(Device::Cpu);
+        out.extend(Vec::<f64>::try_from(p.flatten(0, -1))?);
+    }
+    Ok(out)
+}
+
+fn validate(net: &Network, ds: &Dataset, idx: &[usize], batch: usize) -> Result<(f64, f64)> {
+    let sub = ds.subset(idx);
+    let p = predict_scores(net, &sub, batch)?;
+    let k = net.classes.len();
+    let y = sub.labels();
+    let loss = -y
+        .iter()
+        .enumerate()
+        .map(|(i, c)| p[i * k + c].max(1e-12).ln())
+        .sum::<f64>()
+        / y.len() as f64;
+    let score = metrics::paper_score(&y, &p, k).unwrap_or(f64::NAN);
+    Ok((loss, score))
+}
+
+fn checkpoint_path(dir: &Path, epoch: usize) -> PathBuf {
+    dir.join(format!("epoch-{epoch:03}.safetensors"))
+}
+
+fn save_checkpoint(
+    dir: &Path,
+    epoch: usize,
+    net: &Network,
+    adam: &Adam,
+    curve: &[Epoch],
+    best: &(usize, f64),
+) -> Result<()> {
+    std::fs::create_dir_all(dir).at(dir)?;
+    let mut t: Vec<(String, Tensor)> = net
+        .vs
+        .variables()
+        .into_iter()
+        .map(|(k, v)| (k, v.to_device(Device::Cpu)))
+        .collect();
+    t.sort_by(|a, b| a.0.cmp(&b.0));
+    let n_model = t.len();
+    t.extend(adam.tensors());
+    let path = checkpoint_path(dir, epoch);
+    weights::write_safetensors(&path, &t)?;
+    let meta = serde_json::json!({ "epoch": epoch, "model_tensors": n_model, "curve": curve, "best_epoch": best.0, "best_score": best.1, "classes": net.classes, "network": net.spec.name });
+    std::fs::write(
+        path.with_extension("json"),
+        serde_json::to_string_pretty(&meta).unwrap(),
+    )
+    .at(&path)?;
+    if best.0 == epoch {
+        net.save(&dir.join("best.safetensors"))?;
+    }
+    Ok(())
+}
+
+/// Fine-tunes a copy of `net` on `split.train` of `ds`, validating on `split.val`.
+pub fn finetune(net: &Network, ds: &Dataset, split: &Split, o: &Options) -> Result<Network> {
+    if split.train.is_empty() || split.val.is_empty() {
+        return Err(Error::Invalid(
+            "fine-tuning needs non-empty train and val parts".into(),
+        ));
+    }
+    let mut model = net.duplicate(o.device)?;
+    model.replace_head(ds.classes.clone(), o.seed);
+    let total = o.head_epochs + o.epochs;
+    let mut curve: Vec<Epoch> = Vec::new();
+    let mut best: (usize, f64) = (0, f64::NEG_INFINITY);
+    let mut start = 1;
+    let mut adam = Adam::new(
+        parameters(&model, o.head_epochs > 0),
+        o.head_lr,
+        o.betas,
+        o.weight_decay,
+    );
+    if o.resume {
+        if let Some(dir) = &o.checkpoints {
+            if let Some(last) = (1..=total)
+                .rev()
+                .find(|e| checkpoint_path(dir, *e).exists())
+            {
+                let path = checkpoint_path(dir, last);
+                let meta: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(path.with_extension("json")).at(&path)?)
+                        .at(&path)?;
+                let t = weights::read(&path)?;
+                let n_model = meta["model_tensors"].as_u64().unwrap_or(0) as usize;
+                weights::load_into(
+                    &mut model.vs,
+                    t[..n_model]
+                        .iter()
+                        .map(|(n, v)| (n.clone(), v.shallow_clone()))
+                        .collect(),
+                    true,
+                    "",
+                    &path,
+                    net.spec.name,
+                )?;
+                if last >= o.head_epochs {
+                    adam = Adam::new(parameters(&model, false), o.lr, o.betas, o.weight_decay);
+                }
+                adam.restore(&t[n_model..])?;
+                curve = serde_json::from_value(meta["curve"].clone()).unwrap_or_default();
+                best = (
+                    meta["best_epoch"].as_u64().unwrap_or(0) as usize,
+                    meta["best_score"].as_f64().unwrap_or(f64::NEG_INFINITY),
+                );
+                start = last + 1;
+                if !o.quiet {
+                    eprintln!(
+                        "finetune: resuming after epoch {last} from {}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+    let mut best_weights: Option<Vec<(String, Tensor)>> = None;
+    let prep_base = crate::features::extract::preprocess_for(&model);
+    for epoch in start..=total {
+        let head = epoch <= o.head_epochs;
+        if epoch == o.head_epochs + 1 {
+            adam = Adam::new(parameters(&model, false), o.lr, o.betas, o.weight_decay);
+        }
+        tch::manual_seed((o.seed as i64) * 1000 + epoch as i64);
+        let mut order = split.train.clone();
+        Rng::fork(o.seed, epoch as u64).shuffle(&mut order);
+        let paths = order.iter().map(|i| ds.items[*i].path.clone()).collect();
+        let streams = order
+            .iter()
+            .map(|i| (epoch as u64) << 32 | *i as u64)
+            .collect();
+        let prep = Prepare {
+            pre: prep_base,
+            augment: o.augment.then(Augment::paper),
+            seed: o.seed,
+        };
+        let bar = crate::progress::bar(
+            order.len() as u64,
+            &format!(
+                "epoch {epoch}/{total} ({})",
+                if head { "head" } else { "full" }
+            ),
+            o.quiet,
+        );
+        let t0 = std::time::Instant::now();
+        let (mut loss_sum, mut seen) = (0.0, 0usize);
+        for b in batches(paths, streams, o.batch, prep, 2) {
+            crate::cancel::check()?;
+            let b = b?;
+            let x = b.tensor(o.device);
+            let y = Tensor::from_slice(
+                &b.positions
+                    .iter()
+                    .map(|p| ds.items[order[*p]].label as i64)
+                    .collect::<Vec<_>>(),
+            )
+            .to_device(o.device);
+            let loss = train_step(&model, &mut adam, &x, &y, o.amp && o.device.is_cuda());
+            loss_sum += loss * b.positions.len() as f64;
+            seen += b.positions.len();
+            bar.inc(b.positions.len() as u64);
+            bar.set_message(format!(
+                "epoch {epoch}/{total} loss {:.4}",
+                loss_sum / seen as f64
+            ));
+        }
+        bar.finish_and_clear();
+        let ips = seen as f64 / t0.elapsed().as_secs_f64();
+        let (val_loss, val_score) = validate(&model, ds, &split.val, o.batch)?;
+        curve.push(Epoch {
+            epoch,
+            phase: if head { "head" } else { "full" }.into(),
+            train_loss: loss_sum / seen.max(1) as f64,
+            val_loss,
+            val_score,
+            images_per_second: ips,
+        });
+        if !o.quiet {
+            eprintln!("epoch {epoch}/{total}: train loss {:.4}, val loss {val_loss:.4}, val score {val_score:.4}, {ips:.1} images/s", loss_sum / seen.max(1) as f64);
+        }
+        if val_score > best.1 {
+            best = (epoch, val_score);
+            if o.checkpoints.is_none() {
+                best_weights = Some(
+                    model
+                        .vs
+                        .variables()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.copy()))
+                        .collect(),
+                );
+            }
+        }
+        if let Some(dir) = &o.checkpoints {
+            save_checkpoint(dir, epoch, &model, &adam, &curve, &best)?;
+        }
+    }
+    // Keep the best epoch.
+    let best_tensors = match (&o.checkpoints, best_weights) {
+        (_, Some(w)) => Some(w),
+        (Some(dir), None) if dir.join("best.safetensors").exists() => {
+            Some(weights::read(&dir.join("best.safetensors"))?)
+        }
+        _ => None,
+    };
+    if let Some(w) = best_tensors {
+        let path = PathBuf::from("best epoch");
+        weights::load_into(&mut model.vs, w, true, "", &path, net.spec.name)?;
+    }
+    model.vs.freeze();
+    model.curve = curve;
+    model.weights_label = format!(
+        "fine-tuned from {} (best epoch {} of {total}, val score {:.4})",
+        net.weights_label, best.0, best.1
+    );
+    model.digest = format!("ft-{}-{}", net.digest, sha_of(&model));
+    Ok(model)
+}
+
+fn sha_of(net: &Network) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut vars: Vec<(String, Tensor)> = net.vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for (n, t) in vars {
+        h.update(n.as_bytes());
+        let v: Vec<f32> =
+            Vec::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1))
+                .unwrap_or_default();
+        for x in v.iter().step_by(97) {
+            h.update(x.to_le_bytes());
+        }
+    }
+    format!("{:x}", h.finalize())[..16].to_string()
+}
