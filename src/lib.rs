@@ -1,6 +1,7 @@
 //! patholab: deep transfer learning on pathology images, as a Rust library with a Rhai prompt
 //! and script runner on top. Each folder of `src/` is one layer of the study (see DESIGN.md).
 
+pub mod baseline;
 pub mod cancel;
 pub mod data;
 pub mod error;

@@ -257,11 +257,28 @@ impl Forest {
                 xt[j * x.n + i] = *v;
             }
         }
+        Self::fit_columns(&xt, x.n, x.d, y, k, p)
+    }
+
+    /// Grows the trees on a column-major matrix (`d × n`), without copying it.
+    pub fn fit_columns(
+        xt: &[f32],
+        n: usize,
+        d: usize,
+        y: &[usize],
+        k: usize,
+        p: &ExtraTrees,
+    ) -> Forest {
         let trees = (0..p.n_trees)
             .into_par_iter()
-            .map(|t| grow(&xt, x.n, x.d, y, k, p, &mut Rng::fork(p.seed, t as u64)))
+            .map(|t| grow(xt, n, d, y, k, p, &mut Rng::fork(p.seed, t as u64)))
             .collect();
-        Forest { trees, k, d: x.d }
+        Forest { trees, k, d }
+    }
+
+    /// Total number of leaves over all trees.
+    pub fn n_leaves(&self) -> usize {
+        self.trees.iter().map(|t| t.n_leaves).sum()
     }
 }
 

@@ -1,10 +1,11 @@
-//! Linear SVM: L2-regularised squared-hinge loss, one-vs-rest, solved by liblinear's dual
-//! coordinate descent (the solver behind scikit-learn's LinearSVC), with an intercept.
+//! Linear SVM: L2-regularised squared-hinge loss, one-vs-rest, solved by dual
+//! coordinate descent (the solver of liblinear, behind scikit-learn's LinearSVC), with an
+//! intercept; written here so every fit is seeded and fits run in parallel.
 
 use super::{Classifier, Fitted, Matrix, Param};
 use crate::error::{Error, Result};
-use liblinear::util::{PredictionInput, TrainingInput};
-use liblinear::{Builder, LibLinearModel, SolverType};
+use crate::rng::Rng;
+use rayon::prelude::*;
 
 /// `linear_svm(#{ C, class_weight })`.
 #[derive(Clone, Debug)]
@@ -52,9 +53,91 @@ impl Fitted for LinearModel {
     }
 }
 
-/// Trains liblinear on sparse rows (index from 1) and returns the weights per class index.
+/// Sparse rows: `(feature index from 1, value)` pairs, as liblinear takes them.
+pub type SparseRow = Vec<(u32, f64)>;
+
+/// Dual coordinate descent for the L2-regularised squared-hinge SVM with a bias feature
+/// (Hsieh et al. 2008; liblinear's `L2R_L2LOSS_SVC_DUAL`, with its shrinking). `c[i]` is the cost
+/// of row `i`, `y[i]` ±1. Seeded, so the same call always gives the same weights. Returns `d + 1`
+/// weights, the bias last.
+pub fn dual_cd(
+    rows: &[SparseRow],
+    y: &[f64],
+    c: &[f64],
+    d: usize,
+    tol: f64,
+    seed: u64,
+) -> Vec<f64> {
+    let l = rows.len();
+    let mut w = vec![0.0; d + 1];
+    let mut alpha = vec![0.0; l];
+    let diag: Vec<f64> = c.iter().map(|ci| 0.5 / ci).collect();
+    let qd: Vec<f64> = rows
+        .iter()
+        .zip(&diag)
+        .map(|(r, dg)| r.iter().map(|(_, v)| v * v).sum::<f64>() + 1.0 + dg)
+        .collect();
+    let mut index: Vec<usize> = (0..l).collect();
+    let mut active = l;
+    // With the squared hinge the dual has no upper bound, so only the lower bound shrinks.
+    let mut pg_max_old = f64::INFINITY;
+    let mut rng = Rng::new(seed);
+    for _iter in 0..1000 {
+        let (mut pg_max, mut pg_min) = (f64::NEG_INFINITY, f64::INFINITY);
+        rng.shuffle(&mut index[..active]);
+        let mut s = 0;
+        while s < active {
+            let i = index[s];
+            let yi = y[i];
+            let dot: f64 = rows[i]
+                .iter()
+                .map(|(j, v)| w[*j as usize - 1] * v)
+                .sum::<f64>()
+                + w[d];
+            let g = yi * dot - 1.0 + alpha[i] * diag[i];
+            let mut pg = 0.0;
+            if alpha[i] == 0.0 {
+                if g > pg_max_old {
+                    active -= 1;
+                    index.swap(s, active);
+                    continue;
+                } else if g < 0.0 {
+                    pg = g;
+                }
+            } else {
+                pg = g;
+            }
+            pg_max = pg_max.max(pg);
+            pg_min = pg_min.min(pg);
+            if pg.abs() > 1e-12 {
+                let old = alpha[i];
+                alpha[i] = (alpha[i] - g / qd[i]).max(0.0);
+                let step = (alpha[i] - old) * yi;
+                for (j, v) in &rows[i] {
+                    w[*j as usize - 1] += step * v;
+                }
+                w[d] += step;
+            }
+            s += 1;
+        }
+        if pg_max - pg_min <= tol {
+            if active == l {
+                break;
+            }
+            active = l;
+            pg_max_old = f64::INFINITY;
+            continue;
+        }
+        pg_max_old = if pg_max <= 0.0 { f64::INFINITY } else { pg_max };
+    }
+    w
+}
+
+/// One-vs-rest training on sparse rows (indices from 1); with two classes one model separates
+/// class 1 from class 0. `balanced` weighs the positive class of each model by n / (k · n_class),
+/// as liblinear applies class weights.
 pub fn train_sparse(
-    rows: Vec<Vec<(u32, f64)>>,
+    rows: Vec<SparseRow>,
     y: &[usize],
     d: usize,
     k: usize,
@@ -68,59 +151,45 @@ pub fn train_sparse(
             "linear_svm needs at least two classes in the training rows (got {present:?})"
         )));
     }
-    liblinear::toggle_liblinear_stdout_output(false);
-    let labels: Vec<f64> = y.iter().map(|v| *v as f64).collect();
-    let input = TrainingInput::from_sparse_features(labels, rows)
-        .map_err(|e| Error::Invalid(format!("liblinear input: {e}")))?;
-    let mut b = Builder::new();
-    b.problem().input_data(input).bias(1.0);
-    b.parameters()
-        .solver_type(SolverType::L2R_L2LOSS_SVC_DUAL)
-        .constraints_violation_cost(c)
-        .stopping_criterion(tol);
-    if balanced {
-        let n = y.len() as f64;
-        let kp = present.len() as f64;
-        let weights: Vec<f64> = present
+    let n = y.len() as f64;
+    let weight = |cl: usize| {
+        if balanced {
+            n / (present.len() as f64 * y.iter().filter(|v| **v == cl).count() as f64)
+        } else {
+            1.0
+        }
+    };
+    let fit_one = |pos: usize| {
+        let yy: Vec<f64> = y
             .iter()
-            .map(|cl| n / (kp * y.iter().filter(|v| *v == cl).count() as f64))
+            .map(|v| if *v == pos { 1.0 } else { -1.0 })
             .collect();
-        b.parameters()
-            .cost_penalty_weights(weights)
-            .cost_penalty_labels(present.iter().map(|v| *v as i32).collect());
-    }
-    let model = b
-        .build_model()
-        .map_err(|e| Error::Invalid(format!("liblinear: {e}")))?;
+        let cc: Vec<f64> = y
+            .iter()
+            .map(|v| if *v == pos { c * weight(pos) } else { c })
+            .collect();
+        dual_cd(&rows, &yy, &cc, d, tol, pos as u64)
+    };
     let mut w = vec![0.0; k * d];
-    let mut bias = vec![f64::NEG_INFINITY; k];
-    let labels = model.labels().clone();
-    let coef = |j: usize, li: i32| model.feature_coefficient(j as i32 + 1, li);
-    if labels.len() == 2 {
-        // liblinear keeps one weight vector for the first label; the other is its negation.
-        let (pos, neg) = (labels[0] as usize, labels[1] as usize);
+    let mut b = vec![-1e30; k];
+    if k == 2 {
+        let w1 = fit_one(1);
         for j in 0..d {
-            w[pos * d + j] = coef(j, 0);
-            w[neg * d + j] = -coef(j, 0);
+            w[d + j] = w1[j];
+            w[j] = -w1[j];
         }
-        bias[pos] = model.label_bias(0);
-        bias[neg] = -model.label_bias(0);
+        b[1] = w1[d];
+        b[0] = -w1[d];
     } else {
-        for (li, cl) in labels.iter().enumerate() {
-            for j in 0..d {
-                w[*cl as usize * d + j] = coef(j, li as i32);
-            }
-            bias[*cl as usize] = model.label_bias(li as i32);
+        // Classes absent from training keep a bias that never wins.
+        let fitted: Vec<(usize, Vec<f64>)> =
+            present.par_iter().map(|cl| (*cl, fit_one(*cl))).collect();
+        for (cl, wc) in fitted {
+            w[cl * d..(cl + 1) * d].copy_from_slice(&wc[..d]);
+            b[cl] = wc[d];
         }
     }
-    // Classes absent from training never win.
-    for bv in &mut bias {
-        if bv.is_infinite() {
-            *bv = -1e30;
-        }
-    }
-    let _ = PredictionInput::from_sparse_features;
-    Ok(LinearModel { w, b: bias, k, d })
+    Ok(LinearModel { w, b, k, d })
 }
 
 impl Classifier for LinearSvm {

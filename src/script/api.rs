@@ -3,6 +3,7 @@
 use super::convert::{self, get_bool, get_f64, get_str, get_usize};
 use super::help::Entry;
 use super::{to_rhai, RResult};
+use crate::baseline::et_fl::EtFl;
 use crate::data::split::{Cv, Split, SplitOptions};
 use crate::data::{Dataset, OnError, OpenOptions, SlideSource};
 use crate::eval::results::{Results, Row};
@@ -27,6 +28,13 @@ pub type ResultsRef = Rc<RefCell<Results>>;
 /// A polars table, printed as polars prints it.
 #[derive(Clone, Debug)]
 pub struct Table(pub DataFrame);
+
+/// A fitted ET-FL model with its CV table when tuned.
+#[derive(Clone)]
+pub struct EtFlFitted {
+    pub model: Rc<crate::baseline::et_fl::EtFlModel>,
+    pub cv: Option<learn::tune::CvTable>,
+}
 
 /// `pca(k)` before fitting.
 #[derive(Clone, Debug)]
@@ -1395,6 +1403,115 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
             }
             let s = crate::finetune::predict_scores(&n, &d, 32).map_err(to_rhai)?;
             crate::eval::evaluate_scores(&d.labels(), &s, &d.classes).map_err(to_rhai)
+        }
+    );
+    e.register_type_with_name::<EtFl>("EtFl")
+        .register_type_with_name::<EtFlFitted>("EtFlModel");
+    f!(e, h, "et_fl", "learning", None, "et_fl() -> EtFl", "The ET-FL baseline (random subwindows, extra-trees leaf features, linear SVM) with the paper's defaults.",
+        "let b = et_fl();", || EtFl::default());
+    f!(e, h, "et_fl", "learning", None, "et_fl(options: Map) -> EtFl",
+        "Options: n_subwindows (per image), min_size, max_size, resize (16), colorspace (\"trgb\", \"hsv\", \"rgb\", \"gray\"),\nn_trees (20), min_samples_leaf, C (0.01), seed.",
+        r#"let b = et_fl(#{ n_subwindows: 100, colorspace: "hsv" });"#, |m: Map| { let mut p = EtFl::default(); for (k, v) in convert::params(&m)? { p.set(&k, &v).map_err(to_rhai)?; } Ok::<_, Box<rhai::EvalAltResult>>(p) });
+    f!(
+        e,
+        h,
+        "fit",
+        "learning",
+        None,
+        "fit(b: EtFl, data: Dataset) -> EtFlModel",
+        "Fits ET-FL on all images of data.",
+        "let m = fit(et_fl(), data.subset(split.train));",
+        |p: EtFl, d: Arc<Dataset>| p
+            .fit(&d, &(0..d.len()).collect::<Vec<_>>())
+            .map(|m| EtFlFitted {
+                model: Rc::new(m),
+                cv: None
+            })
+            .map_err(to_rhai)
+    );
+    f!(e, h, "tune", "learning", None, "tune(b: EtFl, data: Dataset, grid: Map, cv: Cv) -> EtFlModel", "Tunes ET-FL over slide-grouped folds (the paper's grid when empty), then refits.",
+        "let m = tune(et_fl(), data.subset(split.train_val), #{ max_size: [0.5, 1.0] }, slide_kfold(5));",
+        |p: EtFl, d: Arc<Dataset>, g: Map, cv: Cv| crate::baseline::et_fl::tune(&p, &d, &(0..d.len()).collect::<Vec<_>>(), &convert::grid(&g)?, &cv).map(|(m, t)| EtFlFitted { model: Rc::new(m), cv: Some(t) }).map_err(to_rhai));
+    f!(
+        e,
+        h,
+        "cross_val",
+        "learning",
+        None,
+        "cross_val(b: EtFl, data: Dataset, cv: Cv) -> Array",
+        "ET-FL scores on slide-grouped folds.",
+        "cross_val(et_fl(), data, slide_kfold(5))",
+        |p: EtFl, d: Arc<Dataset>, cv: Cv| crate::baseline::et_fl::cross_val(
+            &p,
+            &d,
+            &(0..d.len()).collect::<Vec<_>>(),
+            &cv
+        )
+        .map(|v| v.into_iter().map(Dynamic::from).collect::<Array>())
+        .map_err(to_rhai)
+    );
+    f!(
+        e,
+        h,
+        "evaluate",
+        "evaluation",
+        None,
+        "evaluate(m: EtFlModel, data: Dataset) -> Evaluation",
+        "Evaluates ET-FL on images.",
+        "evaluate(m, data.subset(split.test))",
+        |m: EtFlFitted, d: Arc<Dataset>| m
+            .model
+            .decision(&d, &(0..d.len()).collect::<Vec<_>>())
+            .and_then(|s| crate::eval::evaluate_scores(&d.labels(), &s, &d.classes))
+            .map_err(to_rhai)
+    );
+    f!(
+        e,
+        h,
+        "n_leaves",
+        "learning",
+        Some("EtFlModel"),
+        "m.n_leaves() -> int",
+        "Leaves of the ET-FL forest (columns of its sparse features).",
+        "m.n_leaves()",
+        |m: &mut EtFlFitted| m.model.n_leaves() as i64
+    );
+    f!(
+        e,
+        h,
+        "cv_scores",
+        "learning",
+        Some("EtFlModel"),
+        "m.cv_scores() -> Table",
+        "Cross-validation table of a tuned ET-FL.",
+        "m.cv_scores()",
+        |m: &mut EtFlFitted| match &m.cv {
+            Some(t) => table(t.frame()),
+            None => Err("this model was not tuned (use tune)".into()),
+        }
+    );
+    f!(
+        e,
+        h,
+        "best_params",
+        "learning",
+        Some("EtFlModel"),
+        "m.best_params() -> Map",
+        "ET-FL's parameters.",
+        "m.best_params()",
+        |m: &mut EtFlFitted| {
+            let mut map = Map::new();
+            for (k, v) in m.model.params.params() {
+                map.insert(
+                    k.into(),
+                    match v {
+                        learn::Param::Float(x) => x.into(),
+                        learn::Param::Int(x) => x.into(),
+                        learn::Param::Str(s) => s.into(),
+                    },
+                );
+            }
+            map
         }
     );
     h

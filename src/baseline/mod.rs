@@ -1,0 +1,3 @@
+//! Non-deep baselines: ET-FL (Marée, Geurts & Wehenkel 2016).
+
+pub mod et_fl;
