@@ -10,6 +10,7 @@ pub mod features;
 pub mod finetune;
 pub mod learn;
 pub mod nets;
+pub mod plot;
 pub mod progress;
 pub mod repl;
 pub mod rng;

@@ -33,6 +33,7 @@ const TOPICS: &[(&str, &str)] = &[
     ),
     ("learning", "classifiers, tuning, feature selection"),
     ("evaluation", "metrics and results tables, ranks"),
+    ("plots", "charts written as PNG or SVG"),
     ("prompt", "using the prompt"),
 ];
 
