@@ -61,6 +61,16 @@ enum WeightsAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Tables print whole at the prompt unless the user chose otherwise.
+    for (k, v) in [
+        ("POLARS_FMT_MAX_COLS", "24"),
+        ("POLARS_FMT_STR_LEN", "48"),
+        ("POLARS_TABLE_WIDTH", "200"),
+    ] {
+        if std::env::var_os(k).is_none() {
+            std::env::set_var(k, v);
+        }
+    }
     patholab::progress::set_quiet(cli.quiet);
     let result = if cli.version {
         println!("patholab {}", env!("CARGO_PKG_VERSION"));

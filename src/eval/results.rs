@@ -277,7 +277,13 @@ impl Ranks {
 
     /// Friedman's chi-square, its p-value, the Iman–Davenport F, and the Nemenyi critical
     /// difference at α = 0.05.
-    pub fn friedman(&self) -> Friedman {
+    pub fn friedman(&self) -> Result<Friedman> {
+        if self.datasets.len() < 2 {
+            return Err(Error::Invalid(format!(
+                "the Friedman test needs at least two datasets (have {})",
+                self.datasets.len()
+            )));
+        }
         let n = self.datasets.len() as f64;
         let k = self.methods.len() as f64;
         let sum_sq: f64 = self.mean.iter().map(|r| r * r).sum();
@@ -296,12 +302,12 @@ impl Ranks {
         let p = chi2_sf(chi2, k - 1.0);
         let f = (n - 1.0) * chi2 / (n * (k - 1.0) - chi2);
         let cd = nemenyi_q(k as usize) * (k * (k + 1.0) / (6.0 * n)).sqrt();
-        Friedman {
+        Ok(Friedman {
             chi2,
             p_value: p,
             iman_davenport: f,
             critical_difference: cd,
-        }
+        })
     }
 }
 

@@ -12,8 +12,14 @@ use std::sync::Once;
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const PALETTE: [RGBColor; 8] = [
-    RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189), RGBColor(140, 86, 75), RGBColor(227, 119, 194), RGBColor(127, 127, 127),
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
 ];
 
 fn font() {
@@ -55,7 +61,14 @@ macro_rules! render {
 
 type Res = std::result::Result<(), Box<dyn std::error::Error>>;
 
-fn hbars<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, labels: &[String], values: &[f64], colours: &[RGBColor], x_label: &str) -> Res
+fn hbars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    labels: &[String],
+    values: &[f64],
+    colours: &[RGBColor],
+    x_label: &str,
+) -> Res
 where
     DB::ErrorType: 'static,
 {
@@ -66,7 +79,16 @@ where
         .caption(title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(36)
-        .y_label_area_size(labels.iter().map(|l| l.len()).max().unwrap_or(8).clamp(8, 60) as u32 * 7 + 10)
+        .y_label_area_size(
+            labels
+                .iter()
+                .map(|l| l.len())
+                .max()
+                .unwrap_or(8)
+                .clamp(8, 60) as u32
+                * 7
+                + 10,
+        )
         .build_cartesian_2d(0.0..max, (0..n.saturating_sub(1)).into_segmented())?;
     let labels_rev: Vec<String> = labels.to_vec();
     chart
@@ -80,7 +102,13 @@ where
         .draw()?;
     chart.draw_series(values.iter().enumerate().map(|(i, v)| {
         let c = colours[i % colours.len()];
-        Rectangle::new([(0.0, SegmentValue::Exact(i)), (*v, SegmentValue::Exact(i + 1))], c.mix(0.85).filled())
+        Rectangle::new(
+            [
+                (0.0, SegmentValue::Exact(i)),
+                (*v, SegmentValue::Exact(i + 1)),
+            ],
+            c.mix(0.85).filled(),
+        )
     }))?;
     root.present()?;
     Ok(())
@@ -104,23 +132,51 @@ pub fn ranks(r: &Ranks, path: &Path) -> Result<PathBuf> {
         })
         .collect();
     let h = 120 + 28 * labels.len() as u32;
-    render!(path, (900, h), |root| { hbars(&root, &format!("average rank over {} dataset(s) (higher is better)", r.datasets.len()), &labels, &values, &colours, "average rank") })
+    render!(path, (900, h), |root| {
+        hbars(
+            &root,
+            &format!(
+                "average rank over {} dataset(s) (higher is better)",
+                r.datasets.len()
+            ),
+            &labels,
+            &values,
+            &colours,
+            "average rank",
+        )
+    })
 }
 
 /// A bar per label (importance shares and the like).
 pub fn bars(title: &str, labels: &[String], values: &[f64], path: &Path) -> Result<PathBuf> {
     let h = 120 + 28 * labels.len() as u32;
-    render!(path, (800, h), |root| { hbars(&root, title, labels, values, &PALETTE, "share") })
+    render!(path, (800, h), |root| {
+        hbars(&root, title, labels, values, &PALETTE, "share")
+    })
 }
 
-fn lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str, x_desc: &str, y_desc: &str, series: &[(String, Vec<(f64, f64)>)], mark: Option<f64>) -> Res
+fn lines<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+    mark: Option<f64>,
+) -> Res
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE)?;
     let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.1.clone()).collect();
-    let (x0, x1) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.0), a.1.max(p.0)));
-    let (y0, y1) = all.iter().filter(|p| p.1.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| (a.0.min(p.1), a.1.max(p.1)));
+    let (x0, x1) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| {
+        (a.0.min(p.0), a.1.max(p.0))
+    });
+    let (y0, y1) = all
+        .iter()
+        .filter(|p| p.1.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |a, p| {
+            (a.0.min(p.1), a.1.max(p.1))
+        });
     let pad = ((y1 - y0) * 0.05).max(1e-3);
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 20))
@@ -128,33 +184,82 @@ where
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(x0..x1.max(x0 + 1e-9), (y0 - pad)..(y1 + pad))?;
-    chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).draw()?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .draw()?;
     for (i, (name, pts)) in series.iter().enumerate() {
         let c = PALETTE[i % PALETTE.len()];
-        chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?.label(name.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        chart
+            .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
     }
     if let Some(m) = mark {
-        chart.draw_series(std::iter::once(PathElement::new(vec![(m, y0 - pad), (m, y1 + pad)], BLACK.stroke_width(1))))?.label(format!("k_min = {m}")).legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(m, y0 - pad), (m, y1 + pad)],
+                BLACK.stroke_width(1),
+            )))?
+            .label(format!("k_min = {m}"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }
 
 /// The RFE curve (CV score against the number of features) with k_min marked.
 pub fn rfe(curve: &[(usize, f64, f64)], k_min: usize, path: &Path) -> Result<PathBuf> {
-    let s = vec![("CV score".to_string(), curve.iter().map(|c| (c.0 as f64, c.1)).collect())];
-    render!(path, (800, 500), |root| { lines(&root, "recursive feature elimination", "number of features", "score", &s, Some(k_min as f64)) })
+    let s = vec![(
+        "CV score".to_string(),
+        curve.iter().map(|c| (c.0 as f64, c.1)).collect(),
+    )];
+    render!(path, (800, 500), |root| {
+        lines(
+            &root,
+            "recursive feature elimination",
+            "number of features",
+            "score",
+            &s,
+            Some(k_min as f64),
+        )
+    })
 }
 
 /// Fine-tuning curves: training and validation loss, validation score, per epoch.
 pub fn training(epochs: &[crate::finetune::Epoch], path: &Path) -> Result<PathBuf> {
     let s = vec![
-        ("train loss".to_string(), epochs.iter().map(|e| (e.epoch as f64, e.train_loss)).collect()),
-        ("val loss".to_string(), epochs.iter().map(|e| (e.epoch as f64, e.val_loss)).collect()),
-        ("val score".to_string(), epochs.iter().map(|e| (e.epoch as f64, e.val_score)).collect()),
+        (
+            "train loss".to_string(),
+            epochs
+                .iter()
+                .map(|e| (e.epoch as f64, e.train_loss))
+                .collect(),
+        ),
+        (
+            "val loss".to_string(),
+            epochs
+                .iter()
+                .map(|e| (e.epoch as f64, e.val_loss))
+                .collect(),
+        ),
+        (
+            "val score".to_string(),
+            epochs
+                .iter()
+                .map(|e| (e.epoch as f64, e.val_score))
+                .collect(),
+        ),
     ];
-    render!(path, (800, 500), |root| { lines(&root, "fine-tuning", "epoch", "", &s, None) })
+    render!(path, (800, 500), |root| {
+        lines(&root, "fine-tuning", "epoch", "", &s, None)
+    })
 }
 
 /// ROC curves: one for a binary problem, one per class (one-vs-rest) otherwise.
@@ -163,9 +268,16 @@ pub fn roc(e: &Evaluation, path: &Path) -> Result<PathBuf> {
     let mut series = Vec::new();
     let classes: Vec<usize> = if k == 2 { vec![1] } else { (0..k).collect() };
     for c in classes {
-        let s: Vec<f64> = e.scores.chunks(k).map(|r| if k == 2 { r[1] - r[0] } else { r[c] }).collect();
+        let s: Vec<f64> = e
+            .scores
+            .chunks(k)
+            .map(|r| if k == 2 { r[1] - r[0] } else { r[c] })
+            .collect();
         let pos: Vec<bool> = e.y.iter().map(|y| *y == c).collect();
-        let (np, nn) = (pos.iter().filter(|p| **p).count() as f64, pos.iter().filter(|p| !**p).count() as f64);
+        let (np, nn) = (
+            pos.iter().filter(|p| **p).count() as f64,
+            pos.iter().filter(|p| !**p).count() as f64,
+        );
         if np == 0.0 || nn == 0.0 {
             continue;
         }
@@ -174,40 +286,87 @@ pub fn roc(e: &Evaluation, path: &Path) -> Result<PathBuf> {
         let (mut tp, mut fp) = (0.0, 0.0);
         let mut pts = vec![(0.0, 0.0)];
         for (i, o) in order.iter().enumerate() {
-            if pos[*o] { tp += 1.0 } else { fp += 1.0 }
+            if pos[*o] {
+                tp += 1.0
+            } else {
+                fp += 1.0
+            }
             if i + 1 == order.len() || s[order[i + 1]] != s[*o] {
                 pts.push((fp / nn, tp / np));
             }
         }
         series.push((e.classes[c].clone(), pts));
     }
-    render!(path, (700, 600), |root| { lines(&root, "ROC", "false positive rate", "true positive rate", &series, None) })
+    render!(path, (700, 600), |root| {
+        lines(
+            &root,
+            "ROC",
+            "false positive rate",
+            "true positive rate",
+            &series,
+            None,
+        )
+    })
 }
 
 /// The confusion matrix as a heat map with counts.
 pub fn confusion(e: &Evaluation, path: &Path) -> Result<PathBuf> {
     let k = e.classes.len();
-    let max = e.confusion.iter().flatten().copied().max().unwrap_or(1).max(1) as f64;
+    let max = e
+        .confusion
+        .iter()
+        .flatten()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
     let size = (160 + 70 * k as u32, 120 + 60 * k as u32);
     render!(path, size, |root| {
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("confusion matrix (rows: true, columns: predicted)", ("sans-serif", 16))
+            .caption(
+                "confusion matrix (rows: true, columns: predicted)",
+                ("sans-serif", 16),
+            )
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(120)
-            .build_cartesian_2d((0..k.saturating_sub(1)).into_segmented(), (0..k.saturating_sub(1)).into_segmented())?;
+            .build_cartesian_2d(
+                (0..k.saturating_sub(1)).into_segmented(),
+                (0..k.saturating_sub(1)).into_segmented(),
+            )?;
         let names = e.classes.clone();
-        let fmt = |v: &SegmentValue<usize>| match v { SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(), _ => String::new() };
-        let fmt_rows = |v: &SegmentValue<usize>| match v { SegmentValue::CenterOf(i) if *i < k => names[k - 1 - *i].clone(), _ => String::new() };
-        chart.configure_mesh().disable_mesh().x_label_formatter(&fmt).y_label_formatter(&fmt_rows).draw()?;
+        let fmt = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        };
+        let fmt_rows = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) if *i < k => names[k - 1 - *i].clone(),
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_label_formatter(&fmt)
+            .y_label_formatter(&fmt_rows)
+            .draw()?;
         for (t, row) in e.confusion.iter().enumerate() {
             for (p, v) in row.iter().enumerate() {
                 let y = k - 1 - t;
                 let shade = 1.0 - 0.8 * (*v as f64 / max);
                 let c = RGBColor((255.0 * shade) as u8, (255.0 * shade) as u8, 255);
-                chart.draw_series(std::iter::once(Rectangle::new([(SegmentValue::Exact(p), SegmentValue::Exact(y)), (SegmentValue::Exact(p + 1), SegmentValue::Exact(y + 1))], c.filled())))?;
-                chart.draw_series(std::iter::once(Text::new(v.to_string(), (SegmentValue::CenterOf(p), SegmentValue::CenterOf(y)), ("sans-serif", 16))))?;
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [
+                        (SegmentValue::Exact(p), SegmentValue::Exact(y)),
+                        (SegmentValue::Exact(p + 1), SegmentValue::Exact(y + 1)),
+                    ],
+                    c.filled(),
+                )))?;
+                chart.draw_series(std::iter::once(Text::new(
+                    v.to_string(),
+                    (SegmentValue::CenterOf(p), SegmentValue::CenterOf(y)),
+                    ("sans-serif", 16),
+                )))?;
             }
         }
         root.present()?;
@@ -223,16 +382,38 @@ pub fn critical_difference(r: &Ranks, cd: f64, path: &Path) -> Result<PathBuf> {
     render!(path, (900, h), |root| {
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(format!("average ranks, Nemenyi CD = {cd:.2} (α = 0.05)"), ("sans-serif", 18))
+            .caption(
+                format!("average ranks, Nemenyi CD = {cd:.2} (α = 0.05)"),
+                ("sans-serif", 18),
+            )
             .margin(20)
             .x_label_area_size(30)
             .build_cartesian_2d(1.0..k.max(2.0), 0.0..(sorted.len() as f64 + 2.0))?;
-        chart.configure_mesh().disable_y_mesh().disable_y_axis().x_desc("average rank (higher is better)").draw()?;
-        chart.draw_series(std::iter::once(PathElement::new(vec![(k - cd, sorted.len() as f64 + 1.2), (k, sorted.len() as f64 + 1.2)], RED.stroke_width(3))))?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .disable_y_axis()
+            .x_desc("average rank (higher is better)")
+            .draw()?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![
+                (k - cd, sorted.len() as f64 + 1.2),
+                (k, sorted.len() as f64 + 1.2),
+            ],
+            RED.stroke_width(3),
+        )))?;
         for (i, (m, v)) in sorted.iter().enumerate() {
             let y = sorted.len() as f64 - i as f64;
-            chart.draw_series(std::iter::once(Circle::new((*v, y), 4, PALETTE[0].filled())))?;
-            chart.draw_series(std::iter::once(Text::new(format!("{m} ({v:.2})"), (1.0, y), ("sans-serif", 13))))?;
+            chart.draw_series(std::iter::once(Circle::new(
+                (*v, y),
+                4,
+                PALETTE[0].filled(),
+            )))?;
+            chart.draw_series(std::iter::once(Text::new(
+                format!("{m} ({v:.2})"),
+                (1.0, y),
+                ("sans-serif", 13),
+            )))?;
         }
         root.present()?;
         Ok(())
@@ -247,16 +428,27 @@ pub fn image_grid(ds: &crate::data::Dataset, n: usize, path: &Path) -> Result<Pa
     let tile = 128u32;
     // Spread the picks over the dataset so every class shows.
     let picks: Vec<usize> = (0..n).map(|i| i * ds.len() / n).collect();
-    let pre = crate::data::transform::Preprocess { size: tile, interpolation: crate::nets::registry::Interpolation::Bilinear, normalisation: crate::nets::registry::Normalisation::Inception };
+    let pre = crate::data::transform::Preprocess {
+        size: tile,
+        interpolation: crate::nets::registry::Interpolation::Bilinear,
+        normalisation: crate::nets::registry::Normalisation::Inception,
+    };
     let images: Vec<Vec<u8>> = picks
         .iter()
-        .map(|i| crate::data::decode::decode(&ds.items[*i].path).map(|img| crate::data::transform::square_resize(&img, &pre, None)).map_err(|e| Error::file(&ds.items[*i].path, e)))
+        .map(|i| {
+            crate::data::decode::decode(&ds.items[*i].path)
+                .map(|img| crate::data::transform::square_resize(&img, &pre, None))
+                .map_err(|e| Error::file(&ds.items[*i].path, e))
+        })
         .collect::<Result<_>>()?;
     let size = (cols as u32 * (tile + 8) + 8, rows as u32 * (tile + 28) + 8);
     render!(path, size, |root| {
         root.fill(&WHITE)?;
         for (j, px) in images.iter().enumerate() {
-            let (x0, y0) = (8 + (j % cols) as i32 * (tile as i32 + 8), 8 + (j / cols) as i32 * (tile as i32 + 28));
+            let (x0, y0) = (
+                8 + (j % cols) as i32 * (tile as i32 + 8),
+                8 + (j / cols) as i32 * (tile as i32 + 28),
+            );
             for y in 0..tile as i32 {
                 for x in 0..tile as i32 {
                     let o = ((y as u32 * tile + x as u32) * 3) as usize;
@@ -264,7 +456,11 @@ pub fn image_grid(ds: &crate::data::Dataset, n: usize, path: &Path) -> Result<Pa
                 }
             }
             let label = &ds.classes[ds.items[picks[j]].label];
-            root.draw(&Text::new(label.clone(), (x0, y0 + tile as i32 + 4), ("sans-serif", 14)))?;
+            root.draw(&Text::new(
+                label.clone(),
+                (x0, y0 + tile as i32 + 4),
+                ("sans-serif", 14),
+            ))?;
         }
         root.present()?;
         Ok(())

@@ -1292,7 +1292,12 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         "Friedman chi², p-value, Iman-Davenport F and the Nemenyi critical difference (α = 0.05).",
         "r.friedman()",
         |r: &mut ResultsRef| {
-            let f = r.borrow().ranks().map_err(to_rhai)?.friedman();
+            let f = r
+                .borrow()
+                .ranks()
+                .map_err(to_rhai)?
+                .friedman()
+                .map_err(to_rhai)?;
             let mut m = Map::new();
             m.insert("chi2".into(), f.chi2.into());
             m.insert("p_value".into(), f.p_value.into());
@@ -1515,28 +1520,169 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         }
     );
     // ---- plots
-    let path_str = |r: crate::Result<std::path::PathBuf>| r.map(|p| p.display().to_string()).map_err(to_rhai);
-    f!(e, h, "plot_ranks", "plots", None, "plot_ranks(r: Results, path: String) -> String", "Average-rank bars coloured by classifier (.png or .svg).",
-        r#"plot_ranks(r, "runs/x/ranks.png")"#, move |r: ResultsRef, p: &str| { let ranks = r.borrow().ranks().map_err(to_rhai)?; path_str(crate::plot::ranks(&ranks, p.as_ref())) });
-    f!(e, h, "plot_cd", "plots", None, "plot_cd(r: Results, path: String) -> String", "Critical-difference diagram (Friedman + Nemenyi).",
-        r#"plot_cd(r, "runs/x/cd.png")"#, move |r: ResultsRef, p: &str| { let ranks = r.borrow().ranks().map_err(to_rhai)?; let cd = ranks.friedman().critical_difference; path_str(crate::plot::critical_difference(&ranks, cd, p.as_ref())) });
-    f!(e, h, "plot_rfe", "plots", None, "plot_rfe(sel: RfeResult, path: String) -> String", "The RFE curve with k_min marked.",
-        r#"plot_rfe(sel, "runs/x/rfe.png")"#, move |r: RfeResult, p: &str| path_str(crate::plot::rfe(&r.curve, r.k_min, p.as_ref())));
-    f!(e, h, "plot_confusion", "plots", None, "plot_confusion(e: Evaluation, path: String) -> String", "The confusion matrix as a heat map.",
-        r#"plot_confusion(evaluate(m, test), "runs/x/confusion.png")"#, move |ev: Evaluation, p: &str| path_str(crate::plot::confusion(&ev, p.as_ref())));
-    f!(e, h, "plot_roc", "plots", None, "plot_roc(e: Evaluation, path: String) -> String", "ROC curve(s): binary, or one per class.",
-        r#"plot_roc(evaluate(m, test), "runs/x/roc.png")"#, move |ev: Evaluation, p: &str| path_str(crate::plot::roc(&ev, p.as_ref())));
-    f!(e, h, "plot_curve", "plots", None, "plot_curve(ft: Network, path: String) -> String", "Fine-tuning curves per epoch.",
-        r#"plot_curve(ft, "runs/x/curve.png")"#, move |n: Net, p: &str| path_str(crate::plot::training(&n.curve, p.as_ref())));
-    f!(e, h, "plot_importance", "plots", None, "plot_importance(m: Model, by: String, path: String) -> String", "Importance share by \"network\" or \"tap\" (the paper's Figure 5).",
-        r#"plot_importance(m, "tap", "runs/x/importance.png")"#, move |m: Model, by: &str, p: &str| {
+    let path_str =
+        |r: crate::Result<std::path::PathBuf>| r.map(|p| p.display().to_string()).map_err(to_rhai);
+    f!(
+        e,
+        h,
+        "plot_ranks",
+        "plots",
+        None,
+        "plot_ranks(r: Results, path: String) -> String",
+        "Average-rank bars coloured by classifier (.png or .svg).",
+        r#"plot_ranks(r, "runs/x/ranks.png")"#,
+        move |r: ResultsRef, p: &str| {
+            let ranks = r.borrow().ranks().map_err(to_rhai)?;
+            path_str(crate::plot::ranks(&ranks, p.as_ref()))
+        }
+    );
+    f!(
+        e,
+        h,
+        "plot_cd",
+        "plots",
+        None,
+        "plot_cd(r: Results, path: String) -> String",
+        "Critical-difference diagram (Friedman + Nemenyi).",
+        r#"plot_cd(r, "runs/x/cd.png")"#,
+        move |r: ResultsRef, p: &str| {
+            let ranks = r.borrow().ranks().map_err(to_rhai)?;
+            let cd = ranks.friedman().map_err(to_rhai)?.critical_difference;
+            path_str(crate::plot::critical_difference(&ranks, cd, p.as_ref()))
+        }
+    );
+    f!(
+        e,
+        h,
+        "plot_rfe",
+        "plots",
+        None,
+        "plot_rfe(sel: RfeResult, path: String) -> String",
+        "The RFE curve with k_min marked.",
+        r#"plot_rfe(sel, "runs/x/rfe.png")"#,
+        move |r: RfeResult, p: &str| path_str(crate::plot::rfe(&r.curve, r.k_min, p.as_ref()))
+    );
+    f!(
+        e,
+        h,
+        "plot_confusion",
+        "plots",
+        None,
+        "plot_confusion(e: Evaluation, path: String) -> String",
+        "The confusion matrix as a heat map.",
+        r#"plot_confusion(evaluate(m, test), "runs/x/confusion.png")"#,
+        move |ev: Evaluation, p: &str| path_str(crate::plot::confusion(&ev, p.as_ref()))
+    );
+    f!(
+        e,
+        h,
+        "plot_roc",
+        "plots",
+        None,
+        "plot_roc(e: Evaluation, path: String) -> String",
+        "ROC curve(s): binary, or one per class.",
+        r#"plot_roc(evaluate(m, test), "runs/x/roc.png")"#,
+        move |ev: Evaluation, p: &str| path_str(crate::plot::roc(&ev, p.as_ref()))
+    );
+    f!(
+        e,
+        h,
+        "plot_curve",
+        "plots",
+        None,
+        "plot_curve(ft: Network, path: String) -> String",
+        "Fine-tuning curves per epoch.",
+        r#"plot_curve(ft, "runs/x/curve.png")"#,
+        move |n: Net, p: &str| path_str(crate::plot::training(&n.curve, p.as_ref()))
+    );
+    f!(
+        e,
+        h,
+        "plot_importance",
+        "plots",
+        None,
+        "plot_importance(m: Model, by: String, path: String) -> String",
+        "Importance share by \"network\" or \"tap\" (the paper's Figure 5).",
+        r#"plot_importance(m, "tap", "runs/x/importance.png")"#,
+        move |m: Model, by: &str, p: &str| {
             let t = importance_share(&m, by)?;
-            let labels: Vec<String> = t.0.column(by).unwrap().str().unwrap().iter().map(|v| v.unwrap_or("").to_string()).collect();
-            let values: Vec<f64> = t.0.column("importance").unwrap().f64().unwrap().iter().map(|v| v.unwrap_or(0.0)).collect();
-            path_str(crate::plot::bars(&format!("importance by {by}"), &labels, &values, p.as_ref()))
-        });
-    f!(e, h, "show", "plots", Some("Dataset"), "data.show(n: int, path: String) -> String", "A grid of n images with their labels.",
-        r#"data.show(16, "grid.png")"#, move |d: &mut Arc<Dataset>, n: i64, p: &str| path_str(crate::plot::image_grid(d, n.max(1) as usize, p.as_ref())));
+            let labels: Vec<String> =
+                t.0.column(by)
+                    .unwrap()
+                    .str()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.unwrap_or("").to_string())
+                    .collect();
+            let values: Vec<f64> =
+                t.0.column("importance")
+                    .unwrap()
+                    .f64()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.unwrap_or(0.0))
+                    .collect();
+            path_str(crate::plot::bars(
+                &format!("importance by {by}"),
+                &labels,
+                &values,
+                p.as_ref(),
+            ))
+        }
+    );
+    f!(
+        e,
+        h,
+        "show",
+        "plots",
+        Some("Dataset"),
+        "data.show(n: int, path: String) -> String",
+        "A grid of n images with their labels.",
+        r#"data.show(16, "grid.png")"#,
+        move |d: &mut Arc<Dataset>, n: i64, p: &str| path_str(crate::plot::image_grid(
+            d,
+            n.max(1) as usize,
+            p.as_ref()
+        ))
+    );
+    f!(
+        e,
+        h,
+        "write_text",
+        "evaluation",
+        None,
+        "write_text(path: String, text: String) -> String",
+        "Writes text to a file (creating its folder); returns the path.",
+        r#"write_text("runs/x/table2.md", r.table2())"#,
+        |p: &str, t: &str| {
+            let path = std::path::Path::new(p);
+            if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(d).map_err(|e| to_rhai(crate::Error::file(d, e)))?;
+            }
+            std::fs::write(path, t)
+                .map(|_| p.to_string())
+                .map_err(|e| to_rhai(crate::Error::file(path, e)))
+        }
+    );
+    f!(
+        e,
+        h,
+        "datasets",
+        "evaluation",
+        Some("Results"),
+        "r.datasets() -> Array",
+        "The datasets that have rows.",
+        "r.datasets()",
+        |r: &mut ResultsRef| r
+            .borrow()
+            .rows
+            .iter()
+            .map(|x| x.dataset.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(Dynamic::from)
+            .collect::<Array>()
+    );
     h
 }
 
