@@ -12,12 +12,17 @@ fn dir() -> PathBuf {
 
 #[test]
 fn every_format_gives_the_same_tensors() {
-    let reference = weights::read(&dir().join("tiny.safetensors")).expect("run scripts/make-fixtures");
+    let reference =
+        weights::read(&dir().join("tiny.safetensors")).expect("run scripts/make-fixtures");
     for f in ["tiny_zip.pt", "tiny_legacy.pth", "tiny_wrapped.pth"] {
         let got = weights::read(&dir().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert_eq!(got.len(), reference.len(), "{f}");
         for (name, t) in &reference {
-            let g = &got.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("{f}: {name} missing")).1;
+            let g = &got
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("{f}: {name} missing"))
+                .1;
             assert_eq!(g.size(), t.size(), "{f} {name}");
             assert!(g.equal(t), "{f}: {name} differs");
         }
@@ -44,20 +49,37 @@ fn pickle_with(global: &str, arg: &str) -> Vec<u8> {
 #[test]
 fn hostile_pickles_are_refused_with_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
-    for (i, g) in ["os.system", "builtins.eval", "builtins.exec", "subprocess.Popen", "posix.system", "torch.load"].iter().enumerate() {
+    for (i, g) in [
+        "os.system",
+        "builtins.eval",
+        "builtins.exec",
+        "subprocess.Popen",
+        "posix.system",
+        "torch.load",
+    ]
+    .iter()
+    .enumerate()
+    {
         let p = tmp.path().join(format!("evil{i}.pth"));
         std::fs::write(&p, pickle_with(g, "touch /tmp/pwned")).unwrap();
         let err = weights::read(&p).unwrap_err().to_string();
-        assert!(err.contains(&format!("refused global {g}")) && err.contains("evil"), "{err}");
+        assert!(
+            err.contains(&format!("refused global {g}")) && err.contains("evil"),
+            "{err}"
+        );
     }
     // A pickle inside a zip checkpoint is held to the same rules.
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    zip.start_file("archive/data.pkl", zip::write::SimpleFileOptions::default()).unwrap();
+    zip.start_file("archive/data.pkl", zip::write::SimpleFileOptions::default())
+        .unwrap();
     std::io::Write::write_all(&mut zip, &pickle_with("os.system", "id")).unwrap();
     let bytes = zip.finish().unwrap().into_inner();
     let p = tmp.path().join("evil.pt");
     std::fs::write(&p, bytes).unwrap();
-    assert!(weights::read(&p).unwrap_err().to_string().contains("refused global os.system"));
+    assert!(weights::read(&p)
+        .unwrap_err()
+        .to_string()
+        .contains("refused global os.system"));
     assert!(!Path::new("/tmp/pwned").exists());
 }
 
@@ -78,7 +100,8 @@ fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
             }
             4 => {
                 // An interesting 4- or 8-byte integer.
-                let v: u64 = [0, 1, 0x7f, 0xff, 0xffff_ffff, u64::MAX, 1 << 31, 1 << 40][rng.below(8)];
+                let v: u64 =
+                    [0, 1, 0x7f, 0xff, 0xffff_ffff, u64::MAX, 1 << 31, 1 << 40][rng.below(8)];
                 let bytes = v.to_le_bytes();
                 let w = if rng.below(2) == 0 { 4 } else { 8 };
                 for (k, b) in bytes[..w].iter().enumerate() {
@@ -104,17 +127,38 @@ fn mutate(seed: &[u8], rng: &mut Rng) -> Vec<u8> {
 
 #[test]
 fn fuzz_every_reader() {
-    let seconds: u64 = std::env::var("FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let seconds: u64 = std::env::var("FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let tmp = tempfile::tempdir().unwrap();
-    let mut seeds: Vec<(String, Vec<u8>)> = ["tiny_zip.pt", "tiny_legacy.pth", "tiny_wrapped.pth", "tiny.safetensors"]
-        .iter()
-        .map(|f| (f.to_string(), std::fs::read(dir().join(f)).expect("run scripts/make-fixtures")))
-        .collect();
+    let mut seeds: Vec<(String, Vec<u8>)> = [
+        "tiny_zip.pt",
+        "tiny_legacy.pth",
+        "tiny_wrapped.pth",
+        "tiny.safetensors",
+    ]
+    .iter()
+    .map(|f| {
+        (
+            f.to_string(),
+            std::fs::read(dir().join(f)).expect("run scripts/make-fixtures"),
+        )
+    })
+    .collect();
     let reference = weights::read(&dir().join("tiny.safetensors")).unwrap();
     let named: Vec<(&str, &tch::Tensor)> = reference.iter().map(|(n, t)| (n.as_str(), t)).collect();
     tch::Tensor::save_multi(&named, tmp.path().join("seed.ot")).unwrap();
-    seeds.push(("tiny.ot".into(), std::fs::read(tmp.path().join("seed.ot")).unwrap()));
-    let mut rng = Rng::new(std::env::var("FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1));
+    seeds.push((
+        "tiny.ot".into(),
+        std::fs::read(tmp.path().join("seed.ot")).unwrap(),
+    ));
+    let mut rng = Rng::new(
+        std::env::var("FUZZ_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1),
+    );
     let start = std::time::Instant::now();
     let (mut runs, mut accepted) = (0u64, 0u64);
     let mut slowest = std::time::Duration::ZERO;
@@ -132,12 +176,19 @@ fn fuzz_every_reader() {
             Ok(Ok(_)) => accepted += 1,
             Ok(Err(_)) => {}
             Err(_) => {
-                let keep = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/fuzz-crash-{runs}.{ext}"));
+                let keep = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(format!("target/fuzz-crash-{runs}.{ext}"));
                 std::fs::write(&keep, &data).unwrap();
-                panic!("reader panicked on a mutation of {name}; input kept in {}", keep.display());
+                panic!(
+                    "reader panicked on a mutation of {name}; input kept in {}",
+                    keep.display()
+                );
             }
         }
-        assert!(took.as_secs() < 5, "reader took {took:?} on a mutation of {name} (a hang?)");
+        assert!(
+            took.as_secs() < 5,
+            "reader took {took:?} on a mutation of {name} (a hang?)"
+        );
         runs += 1;
     }
     eprintln!("fuzz: {runs} inputs in {seconds} s, {accepted} accepted, slowest {slowest:?}");

@@ -27,14 +27,13 @@ pub fn read_bytes(bytes: &[u8], path: &Path) -> Result<Vec<(String, Tensor)>> {
     if looks_like_safetensors(bytes) {
         return read_safetensors(bytes).at(path);
     }
-    // tch's `.ot` files are TorchScript archives (zip too): libtorch reads them.
-    if path.extension().is_some_and(|e| e == "ot") {
-        return Tensor::load_multi(path).map_err(|e| Error::file(path, e));
-    }
     if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0x80]) {
         return torch_file::read(bytes).at(path);
     }
-    Err(Error::file(path, "unknown weight format (expected .safetensors, a PyTorch .pt/.pth/.bin, or tch .ot)"))
+    Err(Error::file(
+        path,
+        "unknown weight format (expected .safetensors, a PyTorch .pt/.pth/.bin, or tch .ot)",
+    ))
 }
 
 fn looks_like_safetensors(b: &[u8]) -> bool {

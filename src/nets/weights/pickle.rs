@@ -63,6 +63,8 @@ pub fn storage_kind(name: &str) -> Option<Kind> {
 
 const ALLOWED_CALLS: &[&str] = &[
     "collections.OrderedDict",
+    // tch's `.ot` files pickle a bare TorchScript module whose state is a dict of tensors.
+    "__torch__.Module",
     "torch._utils._rebuild_tensor_v2",
     "torch._utils._rebuild_parameter",
 ];
@@ -305,11 +307,28 @@ impl<'a> Unpickler<'a> {
                     let v = reduce(func, args)?;
                     self.stack.push(v);
                 }
+                0x81 => {
+                    // NEWOBJ: only the bare TorchScript module of `.ot` files, rebuilt as a dict.
+                    let _args = self.pop()?;
+                    match self.pop()? {
+                        Value::Global(g) if g == "__torch__.Module" => {
+                            self.stack.push(Value::Dict(Vec::new()))
+                        }
+                        _ => return Err(bad("NEWOBJ of a class that is not allowed")),
+                    }
+                }
                 b'b' => {
-                    // State for an object just built: an OrderedDict's `_metadata` is all we meet.
-                    let _state = self.pop()?;
-                    match self.top()? {
-                        Value::Dict(_) | Value::Tensor(_) => {}
+                    // State for an object just built: an OrderedDict's `_metadata` (ignored) or a
+                    // module's attributes (kept as dict entries).
+                    let state = self.pop()?;
+                    match (self.top()?, state) {
+                        (Value::Dict(d), Value::Dict(s))
+                            if d.is_empty()
+                                && s.iter().any(|(_, v)| matches!(v, Value::Tensor(_))) =>
+                        {
+                            *d = s
+                        }
+                        (Value::Dict(_) | Value::Tensor(_), _) => {}
                         _ => return Err(bad("BUILD on an object that is not a dict")),
                     }
                 }

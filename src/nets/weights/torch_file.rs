@@ -1,4 +1,5 @@
-//! PyTorch `.pt/.pth/.bin` files: the zip format (torch >= 1.6) and the legacy pickle stream.
+//! PyTorch `.pt/.pth/.bin` files: the zip format (torch >= 1.6) and the legacy pickle stream;
+//! tch's `.ot` files, which are the zip format around a bare TorchScript module.
 
 use super::pickle::{self, TensorRef, Value};
 use crate::error::{Error, Result};
@@ -117,7 +118,8 @@ fn state_dict_entries(root: Value) -> Result<Vec<(String, TensorRef)>> {
     let mut out = Vec::new();
     for (k, v) in &items {
         if let (Value::Str(k), Value::Tensor(t)) = (k, v) {
-            out.push((k.clone(), t.clone()));
+            // tch's `.ot` writer stores `a.b` as `a|b`.
+            out.push((k.replace('|', "."), t.clone()));
         }
     }
     if out.is_empty() {
