@@ -2,6 +2,7 @@
 //! and script runner on top. Each folder of `src/` is one layer of the study (see DESIGN.md).
 
 pub mod baseline;
+pub mod bench;
 pub mod cancel;
 pub mod data;
 pub mod error;

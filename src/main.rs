@@ -36,6 +36,9 @@ enum Command {
     },
     /// Run the quickstart example on the built-in data.
     Demo,
+    /// Measurements for `make bench` (prints JSON).
+    #[command(hide = true)]
+    Bench { args: Vec<String> },
     /// Weight files: list, import, verify.
     Weights {
         #[command(subcommand)]
@@ -106,6 +109,9 @@ fn main() -> ExitCode {
                 &[],
             ),
             Some(Command::Weights { action }) => weights(action),
+            Some(Command::Bench { args }) => patholab::bench::run(&args)
+                .map(|s| println!("{s}"))
+                .map_err(|e| e.to_string()),
         }
     };
     match result {

@@ -164,3 +164,42 @@ fn strict_loading_lists_every_problem() {
         "{err}"
     );
 }
+
+#[test]
+fn inception_v3() {
+    check("inception_v3")
+}
+
+#[test]
+fn inception_resnet_v2() {
+    check("inception_resnet_v2")
+}
+
+#[test]
+fn paper_presets_have_the_papers_feature_counts() {
+    for (name, taps, features) in [
+        ("resnet50", 17, 15_168),
+        ("densenet201", 9, 7_744),
+        ("inception_resnet_v2", 16, 17_088),
+    ] {
+        let net = Network::new(
+            name,
+            NetOptions {
+                weights: Weights::Random(0),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let t = net.resolve_taps(&["paper".to_string()]).unwrap();
+        let s = net.spec.input_size;
+        let outs = tch::no_grad(|| {
+            net.forward_taps(
+                &Tensor::zeros([1, 3, s, s], tch::kind::FLOAT_CPU),
+                &t,
+                false,
+            )
+        });
+        let total: i64 = outs.iter().map(|o| o.size()[1]).sum();
+        assert_eq!((t.len(), total), (taps, features), "{name}");
+    }
+}

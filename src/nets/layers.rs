@@ -95,3 +95,45 @@ pub fn pad_same(x: &Tensor, k: i64, stride: i64) -> Tensor {
 pub fn gap(x: &Tensor) -> Tensor {
     x.mean_dim(&[-2i64, -1][..], false, x.kind())
 }
+
+/// A bias-free convolution with a `kh`×`kw` kernel, batch norm (eps 1e-3) and ReLU, named
+/// `conv` and `bn` under `p`: the BasicConv2d of the Inception networks.
+pub struct BasicConv {
+    conv: tch::nn::Conv<[i64; 2]>,
+    bn: nn::BatchNorm,
+}
+
+impl BasicConv {
+    /// `k`, `stride` and `padding` as (height, width).
+    pub fn new(
+        p: nn::Path,
+        cin: i64,
+        cout: i64,
+        k: (i64, i64),
+        stride: i64,
+        padding: (i64, i64),
+    ) -> BasicConv {
+        let cfg = nn::ConvConfigND {
+            stride: [stride, stride],
+            padding: [padding.0, padding.1],
+            bias: false,
+            ..Default::default()
+        };
+        BasicConv {
+            conv: nn::conv(&p / "conv", cin, cout, [k.0, k.1], cfg),
+            bn: batch_norm(&p / "bn", cout, 1e-3, 0.1),
+        }
+    }
+
+    /// Convolution, batch norm, ReLU.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        x.apply(&self.conv).apply_t(&self.bn, train).relu()
+    }
+}
+
+/// Runs a chain of basic convolutions.
+pub fn chain(convs: &[BasicConv], x: &Tensor, train: bool) -> Tensor {
+    convs
+        .iter()
+        .fold(x.shallow_clone(), |y, c| c.forward(&y, train))
+}

@@ -4,6 +4,8 @@
 pub mod densenet;
 pub mod efficientnet_lite;
 pub mod imagenet;
+pub mod inception_resnet_v2;
+pub mod inception_v3;
 pub mod layers;
 pub mod mobilenet_v1;
 pub mod mobilenet_v2;
@@ -103,6 +105,8 @@ fn build_body(p: &nn::Path, family: Family) -> Body {
         Family::Vgg(d) => vgg::build(p, d),
         Family::MobileNetV1 => mobilenet_v1::build(p),
         Family::MobileNetV2 => mobilenet_v2::build(p),
+        Family::InceptionV3 => inception_v3::build(p),
+        Family::InceptionResNetV2 => inception_resnet_v2::build(p),
     }
 }
 

@@ -36,6 +36,8 @@ pub enum Family {
     Vgg(usize),
     MobileNetV1,
     MobileNetV2,
+    InceptionV3,
+    InceptionResNetV2,
 }
 
 /// A place weights can be had from.
@@ -217,6 +219,22 @@ pub const NETWORKS: &[NetSpec] = &[
         sources: &[hf("timm/mobilenetv1_100.ra4_e3600_r224_in1k")],
     },
     NetSpec {
+        name: "inception_v3",
+        family: InceptionV3,
+        input_size: 299,
+        interpolation: Bilinear,
+        normalisation: ImageNet,
+        sources: &[hf("timm/inception_v3.tv_in1k")],
+    },
+    NetSpec {
+        name: "inception_resnet_v2",
+        family: InceptionResNetV2,
+        input_size: 299,
+        interpolation: Bicubic,
+        normalisation: Inception,
+        sources: &[hf("timm/inception_resnet_v2.tf_in1k")],
+    },
+    NetSpec {
         name: "mobilenet_v2",
         family: MobileNetV2,
         input_size: 224,
@@ -247,6 +265,7 @@ pub fn paper_taps(spec: &NetSpec, all: &[String]) -> Vec<String> {
             .collect(),
         DenseNet(_) => all.to_vec(),
         EfficientNetLite(v) => super::efficientnet_lite::stage_ends(v),
-        MobileNetV1 | MobileNetV2 | Vgg(_) => all.to_vec(),
+        InceptionResNetV2 => super::inception_resnet_v2::paper_taps(),
+        MobileNetV1 | MobileNetV2 | Vgg(_) | InceptionV3 => all.to_vec(),
     }
 }

@@ -1,0 +1,82 @@
+"""The Python peers of patholab's benchmarks: PIL + torchvision DataLoader, torchvision models,
+scikit-learn. Each subcommand prints one JSON line, like `patholab bench`."""
+import json, sys, time
+
+
+def loader(root, workers=2, batch=32):
+    import torch
+    from PIL import Image
+    from torchvision import datasets, transforms as T
+
+    def square(img):
+        w, h = img.size
+        s = min(w, h)
+        return img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+
+    tf = T.Compose([T.Lambda(lambda im: square(im.convert("RGB"))), T.Resize((224, 224), interpolation=T.InterpolationMode.BILINEAR),
+                    T.ToTensor(), T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    ds = datasets.ImageFolder(root, transform=tf)
+    return torch.utils.data.DataLoader(ds, batch_size=batch, num_workers=workers)
+
+
+def decode(root):
+    t0 = time.perf_counter()
+    n = sum(x.shape[0] for x, _ in loader(root))
+    return {"images": n, "seconds": time.perf_counter() - t0}
+
+
+def extract(root, net, tap):
+    import torch, torchvision
+    model = getattr(torchvision.models, net)(weights=None).eval()
+    module = dict(model.named_modules())[tap]
+    got = {}
+    module.register_forward_hook(lambda m, i, o: got.__setitem__("x", o))
+    t0 = time.perf_counter()
+    n = 0
+    with torch.no_grad():
+        for x, _ in loader(root):
+            model(x)  # the usual notebook: a hook on the layer, a full forward pass
+            got["x"].mean((2, 3))
+            n += x.shape[0]
+    return {"images": n, "seconds": time.perf_counter() - t0}
+
+
+def matmul():
+    import torch
+    x = torch.randn(2048, 2048)
+    x @ x
+    t0 = time.perf_counter()
+    for _ in range(10):
+        x @ x
+    return {"gflops": 2 * 2048 ** 3 * 10 / (time.perf_counter() - t0) / 1e9}
+
+
+def learn(path):
+    import numpy as np, pandas as pd
+    from sklearn.ensemble import ExtraTreesClassifier
+    from sklearn.feature_selection import RFECV
+    from sklearn.model_selection import GridSearchCV, GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+    df = pd.read_parquet(path)
+    X = df[[c for c in df.columns if c.startswith("f")]].to_numpy(np.float32)
+    y, g = df["label_index"].to_numpy(), df["slide"].to_numpy()
+    r = {}
+    t0 = time.perf_counter()
+    ExtraTreesClassifier(n_estimators=100, max_features="sqrt", n_jobs=-1).fit(X, y)
+    r["extra_trees_fit"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sel = RFECV(ExtraTreesClassifier(n_estimators=100, max_features="sqrt", n_jobs=-1), step=0.1, cv=GroupKFold(3), n_jobs=1)
+    sel.fit(X, y, groups=g)
+    r["rfe"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    grid = GridSearchCV(make_pipeline(StandardScaler(), LinearSVC()), {"linearsvc__C": [10.0 ** e for e in range(-10, 2)]}, cv=GroupKFold(5), n_jobs=-1)
+    grid.fit(X, y, groups=g)
+    r["svm_grid"] = time.perf_counter() - t0
+    return r
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    print(json.dumps({"decode": decode, "extract": extract, "matmul": matmul, "learn": learn}[cmd](*args)))

@@ -1,0 +1,147 @@
+//! Measurements behind `make bench` (the hidden `patholab bench` command): each prints one JSON
+//! line that bench/run.py puts next to the Python peers' numbers.
+
+use crate::data::loader::{batches, Prepare};
+use crate::data::transform::Preprocess;
+use crate::data::{Dataset, OpenOptions};
+use crate::error::{Error, Result};
+use crate::features::extract::{extract, preprocess_for, ExtractOptions};
+use crate::learn::{self, Classifier};
+use crate::nets::{NetOptions, Network, Weights};
+use serde_json::json;
+use std::time::Instant;
+
+fn open(dir: &str) -> Result<Dataset> {
+    Dataset::open(dir, &OpenOptions::default())
+}
+
+/// Runs one measurement by name.
+pub fn run(args: &[String]) -> Result<String> {
+    let a = |i: usize| {
+        args.get(i)
+            .map(String::as_str)
+            .ok_or_else(|| Error::Invalid(format!("bench {}: missing argument {i}", args[0])))
+    };
+    let out = match a(0)? {
+        // Decode + centre square + resize 224 + normalise of every image, all cores, batches of 32.
+        "decode" => {
+            let ds = open(a(1)?)?;
+            let pre = Preprocess {
+                size: 224,
+                interpolation: crate::nets::registry::Interpolation::Bilinear,
+                normalisation: crate::nets::registry::Normalisation::ImageNet,
+            };
+            let t0 = Instant::now();
+            let mut n = 0;
+            for b in batches(
+                ds.items.iter().map(|i| i.path.clone()).collect(),
+                vec![0; ds.len()],
+                32,
+                Prepare {
+                    pre,
+                    augment: None,
+                    seed: 0,
+                },
+                2,
+            ) {
+                n += b?.positions.len();
+            }
+            json!({ "images": n, "seconds": t0.elapsed().as_secs_f64() })
+        }
+        // Feature extraction with random weights at a tap, computing every image (fresh cache).
+        "extract" => {
+            let ds = open(a(1)?)?;
+            let net = Network::new(
+                a(2)?,
+                NetOptions {
+                    weights: Weights::Random(0),
+                    ..Default::default()
+                },
+            )?;
+            let o = ExtractOptions {
+                taps: vec![a(3)?.to_string()],
+                batch: 32,
+                quiet: true,
+                ..Default::default()
+            };
+            let t0 = Instant::now();
+            let f = extract(&net, &ds, &o)?;
+            let secs = t0.elapsed().as_secs_f64();
+            // Forward FLOPs per image up to the tap, counted by timing nothing: 2 × MACs from shapes.
+            json!({ "images": f.n, "computed": f.computed, "seconds": secs, "features": f.d, "preprocess": format!("{:?}", preprocess_for(&net)) })
+        }
+        // Matmul peak of libtorch on this machine (GFLOP/s).
+        "matmul" => {
+            let n = 2048;
+            let x = tch::Tensor::randn([n, n], tch::kind::FLOAT_CPU);
+            let _ = x.matmul(&x);
+            let t0 = Instant::now();
+            let reps = 10;
+            for _ in 0..reps {
+                let _ = x.matmul(&x);
+            }
+            json!({ "gflops": 2.0 * (n as f64).powi(3) * reps as f64 / t0.elapsed().as_secs_f64() / 1e9 })
+        }
+        // Classical learning on a saved matrix (x, y, groups in a safetensors file).
+        "learn" => {
+            let f = crate::features::io::load(std::path::Path::new(a(1)?))?;
+            let mut r = serde_json::Map::new();
+            let t0 = Instant::now();
+            let et = learn::extra_trees::ExtraTrees {
+                n_trees: 100,
+                ..Default::default()
+            };
+            learn::fit(&et, &f)?;
+            r.insert("extra_trees_fit".into(), json!(t0.elapsed().as_secs_f64()));
+            let t0 = Instant::now();
+            let sel = learn::rfe::Rfe {
+                estimator: Box::new(learn::extra_trees::ExtraTrees {
+                    n_trees: 100,
+                    ..Default::default()
+                }),
+                step: 0.1,
+                cv: crate::data::split::Cv::SlideKFold { k: 3, seed: 0 },
+                tolerance: 0.005,
+            };
+            let res = sel.fit(&f)?;
+            r.insert("rfe".into(), json!(t0.elapsed().as_secs_f64()));
+            r.insert("rfe_k_min".into(), json!(res.k_min));
+            let t0 = Instant::now();
+            let grid = vec![(
+                "C".to_string(),
+                (-10..=1)
+                    .map(|e| learn::Param::Float(10f64.powi(e)))
+                    .collect(),
+            )];
+            let svm: Box<dyn Classifier> = Box::new(learn::linear_svm::LinearSvm::default());
+            learn::tune::tune(
+                svm.as_ref(),
+                &f,
+                &grid,
+                &crate::data::split::Cv::SlideKFold { k: 5, seed: 0 },
+            )?;
+            r.insert("svm_grid".into(), json!(t0.elapsed().as_secs_f64()));
+            serde_json::Value::Object(r)
+        }
+        // ET-FL fit on every image of a folder at n subwindows per image.
+        "etfl" => {
+            let ds = open(a(1)?)?;
+            let n: usize = a(2)?
+                .parse()
+                .map_err(|_| Error::Invalid("bench etfl DIR N".into()))?;
+            let p = crate::baseline::et_fl::EtFl {
+                n_subwindows: n,
+                ..Default::default()
+            };
+            let t0 = Instant::now();
+            let m = p.fit(&ds, &(0..ds.len()).collect::<Vec<_>>())?;
+            json!({ "images": ds.len(), "seconds": t0.elapsed().as_secs_f64(), "leaves": m.n_leaves() })
+        }
+        other => {
+            return Err(Error::Invalid(format!(
+                "unknown bench {other:?} (decode, extract, matmul, learn, etfl)"
+            )))
+        }
+    };
+    Ok(out.to_string())
+}
