@@ -58,8 +58,13 @@ enum WeightsAction {
     },
     /// Load every local weight file into its network (strict) and report.
     Verify,
-    /// How to download a network's weights.
-    Fetch { name: String },
+    /// Download a network's weights (progress, resume, checksum, strict load check).
+    Fetch {
+        name: String,
+        /// Expected sha256 of the file (overrides the registry's).
+        #[arg(long)]
+        sha256: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -151,6 +156,11 @@ fn weights(action: WeightsAction) -> Result<(), String> {
         WeightsAction::Verify => nets::verify_weights()
             .map(|s| println!("{s}"))
             .map_err(|e| e.to_string()),
-        WeightsAction::Fetch { name } => Err(nets::fetch_instructions(&name)),
+        WeightsAction::Fetch { name, sha256 } => match nets::registry::find(&name) {
+            None => Err(nets::fetch_instructions(&name)),
+            Some(spec) => nets::fetch::fetch(spec, sha256.as_deref(), false)
+                .map(|p| println!("saved {}", p.display()))
+                .map_err(|e| e.to_string()),
+        },
     }
 }

