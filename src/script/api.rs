@@ -1683,6 +1683,29 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
             .map(Dynamic::from)
             .collect::<Array>()
     );
+    f!(
+        e,
+        h,
+        "feature_difference",
+        "features",
+        None,
+        "feature_difference(f: FeatureSet, g: FeatureSet) -> float",
+        "max |f - g| / max |f| over two sets of the same shape (e.g. CPU against CUDA).",
+        "feature_difference(a, b)",
+        |f: FeatureSet, g: FeatureSet| {
+            if f.dims() != g.dims() {
+                return Err::<f64, Box<rhai::EvalAltResult>>(
+                    format!("shapes differ: {:?} vs {:?}", f.dims(), g.dims()).into(),
+                );
+            }
+            let scale = f.x.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+            Ok(f.x
+                .iter()
+                .zip(g.x.iter())
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs())) as f64
+                / scale as f64)
+        }
+    );
     h
 }
 
