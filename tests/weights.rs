@@ -194,3 +194,12 @@ fn fuzz_every_reader() {
     eprintln!("fuzz: {runs} inputs in {seconds} s, {accepted} accepted, slowest {slowest:?}");
     assert!(runs > 100);
 }
+
+#[test]
+fn inputs_the_fuzzer_once_crashed_on_are_errors() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        assert!(weights::read(&p).is_err(), "{} should be refused", p.display());
+    }
+}

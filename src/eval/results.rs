@@ -149,6 +149,16 @@ impl Results {
         Ok(Results { rows })
     }
 
+    /// The datasets that have rows, sorted.
+    pub fn datasets(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .map(|r| r.dataset.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
     /// Best score per (method, dataset).
     fn best_scores(
         &self,
@@ -172,10 +182,7 @@ impl Results {
         let best = self.best_scores(|r| r.method());
         let methods: Vec<String> = best.keys().cloned().collect();
         let datasets: Vec<String> = self
-            .rows
-            .iter()
-            .map(|r| r.dataset.clone())
-            .collect::<BTreeSet<_>>()
+            .datasets()
             .into_iter()
             .filter(|d| best.values().all(|m| m.contains_key(d)))
             .collect();
@@ -192,13 +199,7 @@ impl Results {
     /// Table 2: best score per strategy (rows) and dataset (columns), as markdown.
     pub fn table2(&self) -> String {
         let best = self.best_scores(|r| r.strategy.clone());
-        let datasets: Vec<String> = self
-            .rows
-            .iter()
-            .map(|r| r.dataset.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let datasets = self.datasets();
         let mut s = format!(
             "| Strategy | {} |\n|---|{}\n",
             datasets.join(" | "),

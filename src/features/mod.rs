@@ -133,6 +133,18 @@ impl FeatureSet {
         Ok(f)
     }
 
+    /// The same images with other columns.
+    fn with_columns(&self, x: Vec<f32>, columns: Vec<Column>) -> Result<FeatureSet> {
+        FeatureSet::new(
+            x,
+            self.ids.clone(),
+            self.labels.clone(),
+            self.slides.clone(),
+            self.classes.clone(),
+            columns,
+        )
+    }
+
     /// The columns at `cols`, in that order.
     pub fn select_columns(&self, cols: &[usize]) -> Result<FeatureSet> {
         if let Some(bad) = cols.iter().find(|c| **c >= self.d) {
@@ -147,14 +159,7 @@ impl FeatureSet {
             x.extend(cols.iter().map(|c| r[*c]));
         }
         let columns = cols.iter().map(|c| self.columns[*c].clone()).collect();
-        FeatureSet::new(
-            x,
-            self.ids.clone(),
-            self.labels.clone(),
-            self.slides.clone(),
-            self.classes.clone(),
-            columns,
-        )
+        self.with_columns(x, columns)
     }
 
     /// Columns whose network and/or tap match (empty filter = any).
@@ -220,14 +225,7 @@ impl FeatureSet {
             }
             columns.push(c.clone());
         }
-        FeatureSet::new(
-            x,
-            self.ids.clone(),
-            self.labels.clone(),
-            self.slides.clone(),
-            self.classes.clone(),
-            columns,
-        )
+        self.with_columns(x, columns)
     }
 
     /// One line for the prompt.

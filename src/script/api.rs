@@ -318,6 +318,29 @@ fn cv_from(m: &Map) -> RResult<Option<Cv>> {
     Ok(m.get("cv").and_then(|v| v.clone().try_cast::<Cv>()))
 }
 
+/// The CV table of a tuned model.
+fn cv_table(cv: &Option<learn::tune::CvTable>) -> RResult<Table> {
+    match cv {
+        Some(t) => table(t.frame()),
+        None => Err("this model was not tuned (use tune)".into()),
+    }
+}
+
+/// Hyper-parameters as a script map.
+fn params_map(params: Vec<(String, learn::Param)>) -> Map {
+    params
+        .into_iter()
+        .map(|(k, v)| {
+            let v: Dynamic = match v {
+                learn::Param::Float(x) => x.into(),
+                learn::Param::Int(x) => x.into(),
+                learn::Param::Str(s) => s.into(),
+            };
+            (k.into(), v)
+        })
+        .collect()
+}
+
 fn importances_table(m: &Model) -> RResult<Table> {
     use polars::prelude::*;
     let imp = m
@@ -1048,10 +1071,7 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         "m.cv_scores() -> Table",
         "Cross-validation table of a tuned model: params, mean, std, per fold.",
         "m.cv_scores()",
-        |m: &mut Model| match &m.cv {
-            Some(t) => table(t.frame()),
-            None => Err("this model was not tuned (use tune)".into()),
-        }
+        |m: &mut Model| cv_table(&m.cv)
     );
     f!(
         e,
@@ -1062,20 +1082,7 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         "m.best_params() -> Map",
         "The hyper-parameters of the model.",
         "m.best_params()",
-        |m: &mut Model| {
-            let mut map = Map::new();
-            for (k, v) in m.classifier.params() {
-                map.insert(
-                    k.into(),
-                    match v {
-                        learn::Param::Float(x) => x.into(),
-                        learn::Param::Int(x) => x.into(),
-                        learn::Param::Str(s) => s.into(),
-                    },
-                );
-            }
-            map
-        }
+        |m: &mut Model| params_map(m.classifier.params())
     );
     f!(
         e,
@@ -1490,10 +1497,7 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         "m.cv_scores() -> Table",
         "Cross-validation table of a tuned ET-FL.",
         "m.cv_scores()",
-        |m: &mut EtFlFitted| match &m.cv {
-            Some(t) => table(t.frame()),
-            None => Err("this model was not tuned (use tune)".into()),
-        }
+        |m: &mut EtFlFitted| cv_table(&m.cv)
     );
     f!(
         e,
@@ -1504,20 +1508,7 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         "m.best_params() -> Map",
         "ET-FL's parameters.",
         "m.best_params()",
-        |m: &mut EtFlFitted| {
-            let mut map = Map::new();
-            for (k, v) in m.model.params.params() {
-                map.insert(
-                    k.into(),
-                    match v {
-                        learn::Param::Float(x) => x.into(),
-                        learn::Param::Int(x) => x.into(),
-                        learn::Param::Str(s) => s.into(),
-                    },
-                );
-            }
-            map
-        }
+        |m: &mut EtFlFitted| params_map(m.model.params.params())
     );
     // ---- plots
     let path_str =
@@ -1675,10 +1666,7 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         "r.datasets()",
         |r: &mut ResultsRef| r
             .borrow()
-            .rows
-            .iter()
-            .map(|x| x.dataset.clone())
-            .collect::<std::collections::BTreeSet<_>>()
+            .datasets()
             .into_iter()
             .map(Dynamic::from)
             .collect::<Array>()
