@@ -110,3 +110,45 @@ fn stdlib_modules_load_from_any_folder() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn shard_flag_computes_a_part_and_the_full_read_the_rest() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("f.rhai");
+    std::fs::write(
+        &script,
+        "network(\"efficientnet_lite0\").features(dataset(\"demo:kather\"));",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_patholab"))
+            .env("PATHOLAB_CACHE", cache.path())
+            .arg("run")
+            .arg(&script)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let log = String::from_utf8_lossy(&out.stderr).to_string();
+        log.split('(')
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap()
+    };
+    let a = run(&["--shard", "0/3"]);
+    let b = run(&["--shard", "1/3"]);
+    let c = run(&["--shard", "2/3"]);
+    assert_eq!(a + b + c, 24);
+    assert_eq!(run(&[]), 0, "the full read computes nothing");
+    let out = Command::new(env!("CARGO_BIN_EXE_patholab"))
+        .args(["run", script.to_str().unwrap(), "--shard", "3/3"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

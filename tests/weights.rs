@@ -200,6 +200,10 @@ fn inputs_the_fuzzer_once_crashed_on_are_errors() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
     for entry in std::fs::read_dir(&dir).unwrap() {
         let p = entry.unwrap().path();
-        assert!(weights::read(&p).is_err(), "{} should be refused", p.display());
+        assert!(
+            weights::read(&p).is_err(),
+            "{} should be refused",
+            p.display()
+        );
     }
 }

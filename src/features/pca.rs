@@ -95,3 +95,54 @@ impl Pca {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_axis_follows_the_dominant_direction() {
+        let mut r = crate::rng::Rng::new(1);
+        let n = 200;
+        let mut x = Vec::new();
+        for _ in 0..n {
+            let t = r.uniform() as f32 * 10.0;
+            x.extend([
+                t,
+                2.0 * t + r.uniform() as f32 * 0.1,
+                r.uniform() as f32 * 0.1,
+            ]);
+        }
+        let cols = (0..3)
+            .map(|c| Column {
+                network: "n".into(),
+                tap: "t".into(),
+                reduce: "gap".into(),
+                channel: c,
+            })
+            .collect();
+        let f = FeatureSet::new(
+            x,
+            (0..n).map(|i| i.to_string()).collect(),
+            vec![0; n],
+            vec!["s".into(); n],
+            vec!["a".into()],
+            cols,
+        )
+        .unwrap();
+        let p = Pca::fit(2, &f).unwrap();
+        assert!(
+            p.explained_variance_ratio[0] > 0.99,
+            "{:?}",
+            p.explained_variance_ratio
+        );
+        let axis: Vec<f64> = Vec::try_from(p.components.get(0)).unwrap();
+        assert!(
+            (axis[1] / axis[0] - 2.0).abs() < 0.01 && axis[0] > 0.0,
+            "{axis:?}"
+        );
+        let g = p.transform(&f).unwrap();
+        assert_eq!(g.dims(), (n, 2));
+        assert!(Pca::fit(5, &f).is_err());
+    }
+}

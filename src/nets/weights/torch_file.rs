@@ -88,9 +88,11 @@ fn read_legacy(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
             .ok_or_else(|| bad("legacy checkpoint truncated"))?;
         let numel = u64::from_le_bytes(numel.try_into().unwrap()) as usize;
         // Checked: a hostile size must not wrap around the bounds test.
-        let n = numel
-            .checked_mul(size)
-            .filter(|n| pos.checked_add(8).and_then(|p| p.checked_add(*n)).is_some_and(|end| end <= bytes.len()));
+        let n = numel.checked_mul(size).filter(|n| {
+            pos.checked_add(8)
+                .and_then(|p| p.checked_add(*n))
+                .is_some_and(|end| end <= bytes.len())
+        });
         let n = n.ok_or_else(|| {
             bad(format!(
                 "legacy checkpoint: storage {key} runs past the end of the file"
