@@ -56,7 +56,7 @@ fn one_training_step_matches_pytorch() {
         0.0,
     );
     let get = |k: &str| t.iter().find(|(n, _)| n == k).unwrap().1.shallow_clone();
-    train_step(&net, &mut adam, &get("x"), &get("y"), false);
+    train_step(&net, &mut adam, &get("x"), &get("y"), false, true);
     for (name, p) in &params {
         let (g, want) = (p.grad(), get(&format!("grad/{name}")));
         let rel = f64::try_from((&g - &want).abs().max()).unwrap()

@@ -31,6 +31,9 @@ pub struct Options {
     pub resume: bool,
     /// Mixed precision (CUDA only).
     pub amp: bool,
+    /// Keep the backbone's batch-norm statistics fixed (eval mode) while only the head trains.
+    /// Off by default: PyTorch (and the paper's Keras) update them in train mode.
+    pub freeze_bn: bool,
     pub quiet: bool,
 }
 
@@ -50,6 +53,7 @@ impl Default for Options {
             checkpoints: None,
             resume: false,
             amp: false,
+            freeze_bn: false,
             quiet: false,
         }
     }
@@ -201,9 +205,18 @@ fn parameters(net: &Network, head_only: bool) -> Vec<(String, Tensor)> {
 }
 
 /// One optimisation step on a batch (train mode: batch norm uses and updates batch statistics).
-pub fn train_step(net: &Network, adam: &mut Adam, x: &Tensor, y: &Tensor, amp: bool) -> f64 {
+/// With `backbone_train` false the backbone runs in eval mode (batch norm uses and keeps its
+/// running statistics); the head always trains.
+pub fn train_step(
+    net: &Network,
+    adam: &mut Adam,
+    x: &Tensor,
+    y: &Tensor,
+    amp: bool,
+    backbone_train: bool,
+) -> f64 {
     adam.zero_grad();
-    let logits = tch::autocast(amp, || net.logits(x, true));
+    let logits = tch::autocast(amp, || net.logits_split(x, backbone_train, true));
     let loss = logits.to_kind(Kind::Float).cross_entropy_for_logits(y);
     loss.backward();
     adam.step();
@@ -383,7 +396,14 @@ pub fn finetune(net: &Network, ds: &Dataset, split: &Split, o: &Options) -> Resu
                     .collect::<Vec<_>>(),
             )
             .to_device(o.device);
-            let loss = train_step(&model, &mut adam, &x, &y, o.amp && o.device.is_cuda());
+            let loss = train_step(
+                &model,
+                &mut adam,
+                &x,
+                &y,
+                o.amp && o.device.is_cuda(),
+                !(head && o.freeze_bn),
+            );
             loss_sum += loss * b.positions.len() as f64;
             seen += b.positions.len();
             bar.inc(b.positions.len() as u64);

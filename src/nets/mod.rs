@@ -357,11 +357,17 @@ impl Network {
 
     /// Classifier outputs (logits) for the batch `x`.
     pub fn logits(&self, x: &Tensor, train: bool) -> Tensor {
+        self.logits_split(x, train, train)
+    }
+
+    /// Classifier outputs with the backbone (stages, batch norm) and the head (dropout) in
+    /// their own modes: a frozen backbone can keep its batch-norm statistics while the head trains.
+    pub fn logits_split(&self, x: &Tensor, backbone_train: bool, head_train: bool) -> Tensor {
         let mut y = x.shallow_clone();
         for s in &self.body.stages {
-            y = (s.run)(&y, train);
+            y = (s.run)(&y, backbone_train);
         }
-        (self.body.pre_logits)(&y, train).apply(&self.fc)
+        (self.body.pre_logits)(&y, head_train).apply(&self.fc)
     }
 
     /// Top-`k` classes of one image file, with softmax probabilities.

@@ -241,6 +241,9 @@ fn finetune_net(n: &Network, d: &Dataset, s: &Split, m: &Map) -> RResult<Net> {
     if let Some(v) = get_bool(m, "resume")? {
         o.resume = v;
     }
+    if let Some(v) = get_bool(m, "freeze_bn")? {
+        o.freeze_bn = v;
+    }
     if let Some(v) = get_bool(m, "amp")? {
         o.amp = v;
     }
@@ -1368,7 +1371,7 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         |f: &mut FeatureSet| f.classes.len() as i64
     );
     f!(e, h, "finetune", "networks", Some("Network"), "net.finetune(data: Dataset, split: Split, options: Map) -> Network",
-        "Fine-tunes a copy with the paper's schedule: new head, head_epochs (5) at head_lr (1e-2) with the backbone\nfrozen, then epochs (45) of the whole network at lr (1e-5); Adam betas [0.99, 0.999], weight_decay, batch,\naugment (true), device, seed, checkpoints (a folder), resume, amp (CUDA). Keeps the best validation epoch.",
+        "Fine-tunes a copy with the paper's schedule: new head, head_epochs (5) at head_lr (1e-2) with the backbone\nfrozen, then epochs (45) of the whole network at lr (1e-5); Adam betas [0.99, 0.999], weight_decay, batch,\naugment (true), device, seed, checkpoints (a folder), resume, amp (CUDA), freeze_bn (false: batch norm\nupdates its statistics in the head phase, as PyTorch does). Keeps the best validation epoch.",
         r#"let ft = net.finetune(data, split, #{ head_epochs: 1, epochs: 2, checkpoints: "runs/ft" });"#,
         |n: &mut Net, d: Arc<Dataset>, s: Split, m: Map| finetune_net(n, &d, &s, &m));
     f!(
