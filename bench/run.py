@@ -56,10 +56,18 @@ def images(n, dest):
     return dest
 
 
+class Rows(list):
+    """Rows of the results table, printed as soon as each is measured (long runs can be watched)."""
+
+    def append(self, row):
+        super().append(row)
+        print("| " + " | ".join(row) + " |", flush=True)
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
     env = dict(os.environ, PATHOLAB_CACHE=os.path.join(WORK, "cache"))
-    rows, notes = [], []
+    rows, notes = Rows(), []
     cores = os.cpu_count()
     img500 = images(500, os.path.join(WORK, "img500"))
 
