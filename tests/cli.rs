@@ -99,7 +99,7 @@ fn stdlib_modules_load_from_any_folder() {
         .current_dir(dir.path())
         .args([
             "-e",
-            "import \"strategies\" as s; s::paper_classifiers().len()",
+            "import \"strategies\" as s; s::paper().classifiers.len()",
         ])
         .output()
         .unwrap();

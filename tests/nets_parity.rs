@@ -203,3 +203,20 @@ fn paper_presets_have_the_papers_feature_counts() {
         assert_eq!((t.len(), total), (taps, features), "{name}");
     }
 }
+
+#[test]
+fn the_other_depths() {
+    for name in [
+        "resnet34",
+        "resnet101",
+        "resnet152",
+        "densenet169",
+        "densenet201",
+        "vgg19",
+        "efficientnet_lite1",
+        "efficientnet_lite3",
+        "efficientnet_lite4",
+    ] {
+        check(name);
+    }
+}
