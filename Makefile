@@ -18,7 +18,8 @@ demo: build
 
 test: build
 	bash scripts/make-fixtures
-	$(CARGO) test --release -- --test-threads=1
+	set -o pipefail; $(CARGO) test --release -- --test-threads=1 2>&1 | tee target/test.log
+	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' target/test.log
 
 bench: build
 	bash bench/run
