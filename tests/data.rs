@@ -3,7 +3,7 @@
 use patholab::data::loader::{prepare_one, Prepare};
 use patholab::data::split::{shared_slides, Split, SplitOptions};
 use patholab::data::transform::Preprocess;
-use patholab::data::{Dataset, Item, OnError, OpenOptions, SlideSource};
+use patholab::data::{Dataset, Item, OnError, OpenOptions};
 use patholab::nets::registry::{Interpolation, Normalisation};
 use patholab::rng::Rng;
 use std::path::{Path, PathBuf};
