@@ -67,7 +67,6 @@ pub fn run(args: &[String]) -> Result<String> {
             let t0 = Instant::now();
             let f = extract(&net, &ds, &o)?;
             let secs = t0.elapsed().as_secs_f64();
-            // Forward FLOPs per image up to the tap, counted by timing nothing: 2 × MACs from shapes.
             json!({ "images": f.n, "computed": f.computed, "seconds": secs, "features": f.d, "preprocess": format!("{:?}", preprocess_for(&net)) })
         }
         // Matmul peak of libtorch on this machine (GFLOP/s).

@@ -9,7 +9,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::learn::extra_trees::{ExtraTrees, Forest, MaxFeatures};
 use crate::learn::linear_svm::{train_sparse, LinearModel};
-use crate::learn::{Fitted, Param};
+use crate::learn::Param;
 use crate::rng::Rng;
 use rayon::prelude::*;
 
@@ -396,7 +396,6 @@ impl EtFlModel {
                     row.iter().map(|(j, v)| w[*j as usize - 1] * v).sum::<f64>() + self.svm.b[c];
             }
         }
-        let _ = self.svm.n_classes();
         Ok(out)
     }
 }

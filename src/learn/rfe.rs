@@ -54,7 +54,7 @@ impl Rfe {
         let mut current: Vec<usize> = (0..f.d).collect();
         let mut subsets = Vec::new();
         let mut scores = Vec::new();
-        for (s, &size) in sizes.iter().enumerate() {
+        for &size in sizes {
             crate::cancel::check()?;
             current.truncate(size);
             let sub = f.select_columns(&current)?;
@@ -77,7 +77,6 @@ impl Rfe {
             });
             current = order.iter().map(|i| current[*i]).collect();
             subsets.push(current.clone());
-            let _ = s;
         }
         Ok((subsets, scores))
     }
