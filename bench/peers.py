@@ -51,7 +51,9 @@ def matmul():
     return {"gflops": 2 * 2048 ** 3 * 10 / (time.perf_counter() - t0) / 1e9}
 
 
-def learn(path):
+def learn(path, *parts):
+    """Parts: et, rfe, svm (all three when none is named)."""
+    want = lambda name: not parts or name in parts
     import numpy as np, pandas as pd
     from sklearn.ensemble import ExtraTreesClassifier
     from sklearn.feature_selection import RFECV
@@ -63,17 +65,21 @@ def learn(path):
     X = df[[c for c in df.columns if c.startswith("f")]].to_numpy(np.float32)
     y, g = df["label_index"].to_numpy(), df["slide"].to_numpy()
     r = {}
-    t0 = time.perf_counter()
-    ExtraTreesClassifier(n_estimators=100, max_features="sqrt", n_jobs=-1).fit(X, y)
-    r["extra_trees_fit"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    sel = RFECV(ExtraTreesClassifier(n_estimators=100, max_features="sqrt", n_jobs=-1), step=0.1, cv=GroupKFold(3), n_jobs=1)
-    sel.fit(X, y, groups=g)
-    r["rfe"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    grid = GridSearchCV(make_pipeline(StandardScaler(), LinearSVC()), {"linearsvc__C": [10.0 ** e for e in range(-10, 2)]}, cv=GroupKFold(5), n_jobs=-1)
-    grid.fit(X, y, groups=g)
-    r["svm_grid"] = time.perf_counter() - t0
+    if want("et"):
+        t0 = time.perf_counter()
+        ExtraTreesClassifier(n_estimators=100, max_features="sqrt", n_jobs=-1).fit(X, y)
+        r["extra_trees_fit"] = time.perf_counter() - t0
+    if want("rfe"):
+        t0 = time.perf_counter()
+        sel = RFECV(ExtraTreesClassifier(n_estimators=100, max_features="sqrt", n_jobs=-1), step=0.1, cv=GroupKFold(3), n_jobs=1)
+        sel.fit(X, y, groups=g)
+        r["rfe"] = time.perf_counter() - t0
+        r["rfe_k_min"] = int(sel.n_features_)
+    if want("svm"):
+        t0 = time.perf_counter()
+        grid = GridSearchCV(make_pipeline(StandardScaler(), LinearSVC()), {"linearsvc__C": [10.0 ** e for e in range(-10, 2)]}, cv=GroupKFold(5), n_jobs=-1)
+        grid.fit(X, y, groups=g)
+        r["svm_grid"] = time.perf_counter() - t0
     return r
 
 

@@ -84,42 +84,50 @@ pub fn run(args: &[String]) -> Result<String> {
         // Classical learning on a saved matrix (x, y, groups in a safetensors file).
         "learn" => {
             let f = crate::features::io::load(std::path::Path::new(a(1)?))?;
+            // Optional part names after the path (et, rfe, svm); all three by default.
+            let part = |name: &str| args.len() <= 2 || args[2..].iter().any(|p| p == name);
             let mut r = serde_json::Map::new();
-            let t0 = Instant::now();
-            let et = learn::extra_trees::ExtraTrees {
-                n_trees: 100,
-                ..Default::default()
-            };
-            learn::fit(&et, &f)?;
-            r.insert("extra_trees_fit".into(), json!(t0.elapsed().as_secs_f64()));
-            let t0 = Instant::now();
-            let sel = learn::rfe::Rfe {
-                estimator: Box::new(learn::extra_trees::ExtraTrees {
+            if part("et") {
+                let t0 = Instant::now();
+                let et = learn::extra_trees::ExtraTrees {
                     n_trees: 100,
                     ..Default::default()
-                }),
-                step: 0.1,
-                cv: crate::data::split::Cv::SlideKFold { k: 3, seed: 0 },
-                tolerance: 0.005,
-            };
-            let res = sel.fit(&f)?;
-            r.insert("rfe".into(), json!(t0.elapsed().as_secs_f64()));
-            r.insert("rfe_k_min".into(), json!(res.k_min));
-            let t0 = Instant::now();
-            let grid = vec![(
-                "C".to_string(),
-                (-10..=1)
-                    .map(|e| learn::Param::Float(10f64.powi(e)))
-                    .collect(),
-            )];
-            let svm: Box<dyn Classifier> = Box::new(learn::linear_svm::LinearSvm::default());
-            learn::tune::tune(
-                svm.as_ref(),
-                &f,
-                &grid,
-                &crate::data::split::Cv::SlideKFold { k: 5, seed: 0 },
-            )?;
-            r.insert("svm_grid".into(), json!(t0.elapsed().as_secs_f64()));
+                };
+                learn::fit(&et, &f)?;
+                r.insert("extra_trees_fit".into(), json!(t0.elapsed().as_secs_f64()));
+            }
+            if part("rfe") {
+                let t0 = Instant::now();
+                let sel = learn::rfe::Rfe {
+                    estimator: Box::new(learn::extra_trees::ExtraTrees {
+                        n_trees: 100,
+                        ..Default::default()
+                    }),
+                    step: 0.1,
+                    cv: crate::data::split::Cv::SlideKFold { k: 3, seed: 0 },
+                    tolerance: 0.005,
+                };
+                let res = sel.fit(&f)?;
+                r.insert("rfe".into(), json!(t0.elapsed().as_secs_f64()));
+                r.insert("rfe_k_min".into(), json!(res.k_min));
+            }
+            if part("svm") {
+                let t0 = Instant::now();
+                let grid = vec![(
+                    "C".to_string(),
+                    (-10..=1)
+                        .map(|e| learn::Param::Float(10f64.powi(e)))
+                        .collect(),
+                )];
+                let svm: Box<dyn Classifier> = Box::new(learn::linear_svm::LinearSvm::default());
+                learn::tune::tune(
+                    svm.as_ref(),
+                    &f,
+                    &grid,
+                    &crate::data::split::Cv::SlideKFold { k: 5, seed: 0 },
+                )?;
+                r.insert("svm_grid".into(), json!(t0.elapsed().as_secs_f64()));
+            }
             serde_json::Value::Object(r)
         }
         // ET-FL fit on every image of a folder at n subwindows per image.
