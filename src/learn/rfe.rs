@@ -106,9 +106,10 @@ impl Rfe {
             .map(|c| c.0)
             .min()
             .unwrap_or(f.d);
-        // The final ranking comes from the whole data, as scikit-learn's RFECV does.
-        let (subsets, _) = self.path(f, None, &sizes)?;
+        // The final ranking comes from the whole data, as scikit-learn's RFECV does, eliminating
+        // only down to k_min.
         let s = sizes.iter().position(|k| *k == k_min).unwrap();
+        let (subsets, _) = self.path(f, None, &sizes[..=s])?;
         let mut selected = subsets[s].clone();
         selected.truncate(k_min);
         Ok(RfeResult {
