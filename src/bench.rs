@@ -69,6 +69,33 @@ pub fn run(args: &[String]) -> Result<String> {
             let secs = t0.elapsed().as_secs_f64();
             json!({ "images": f.n, "computed": f.computed, "seconds": secs, "features": f.d, "preprocess": format!("{:?}", preprocess_for(&net)) })
         }
+        // Forward passes alone, on random inputs: `forward NET TAP BATCH REPS`.
+        "forward" => {
+            let net = Network::new(
+                a(1)?,
+                NetOptions {
+                    weights: Weights::Random(0),
+                    ..Default::default()
+                },
+            )?;
+            let taps = net.resolve_taps(&[a(2)?.to_string()])?;
+            let num = |i: usize| -> Result<i64> {
+                a(i)?
+                    .parse()
+                    .map_err(|_| Error::Invalid("bench forward NET TAP BATCH REPS".into()))
+            };
+            let (b, reps) = (num(3)?, num(4)?);
+            let s = net.spec.input_size;
+            let x = tch::Tensor::randn([b, 3, s, s], tch::kind::FLOAT_CPU);
+            let run = || tch::no_grad(|| net.forward_taps(&x, &taps, false));
+            run();
+            let t0 = Instant::now();
+            for _ in 0..reps {
+                run();
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            json!({ "images_per_s": (b * reps) as f64 / secs, "threads": tch::get_num_threads() })
+        }
         // Matmul peak of libtorch on this machine (GFLOP/s).
         "matmul" => {
             let n = 2048;

@@ -10,6 +10,7 @@ pub mod eval;
 pub mod features;
 pub mod finetune;
 pub mod learn;
+pub mod memory;
 pub mod nets;
 pub mod plot;
 pub mod progress;

@@ -68,6 +68,7 @@ enum WeightsAction {
 }
 
 fn main() -> ExitCode {
+    patholab::memory::keep_freed_memory();
     let cli = Cli::parse();
     // Tables print whole at the prompt unless the user chose otherwise.
     for (k, v) in [

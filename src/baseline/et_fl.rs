@@ -242,6 +242,7 @@ impl EtFl {
         };
         let forest = Forest::fit_columns(&xt, total, d, &y, ds.classes.len(), &et);
         drop(xt);
+        crate::memory::release();
         let mut offsets = Vec::with_capacity(forest.trees.len());
         let mut acc = 0;
         for t in &forest.trees {

@@ -145,7 +145,9 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
     missing.dedup_by_key(|r| hashes[*r]);
     let computed = missing.len();
     if !missing.is_empty() {
-        compute(net, ds, &missing, &hashes, &taps, o, pre, &mut caches)?;
+        let done = compute(net, ds, &missing, &hashes, &taps, o, pre, &mut caches);
+        crate::memory::release();
+        done?;
     }
 
     // Assemble the matrix in dataset order, taps side by side.

@@ -423,6 +423,7 @@ pub fn finetune(net: &Network, ds: &Dataset, split: &Split, o: &Options) -> Resu
             val_score,
             images_per_second: ips,
         });
+        crate::memory::release();
         if !o.quiet {
             eprintln!("epoch {epoch}/{total}: train loss {:.4}, val loss {val_loss:.4}, val score {val_score:.4}, {ips:.1} images/s", loss_sum / seen.max(1) as f64);
         }

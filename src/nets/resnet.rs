@@ -26,14 +26,17 @@ impl Block {
         for (i, c) in self.convs.iter().enumerate() {
             y = c.forward(&y, train);
             if i + 1 < self.convs.len() {
-                y = y.relu();
+                // In place, as torchvision does: y is this block's own fresh tensor, and no
+                // allocation of a whole feature map is made per activation.
+                let _ = y.relu_();
             }
         }
-        let shortcut = match &self.downsample {
-            Some(d) => d.forward(x, train),
-            None => x.shallow_clone(),
-        };
-        (y + shortcut).relu()
+        match &self.downsample {
+            Some(d) => y += d.forward(x, train),
+            None => y += x,
+        }
+        let _ = y.relu_();
+        y
     }
 }
 
@@ -54,7 +57,7 @@ pub fn build(p: &nn::Path, depth: usize) -> Body {
         },
     );
     let mut stages = vec![
-        Stage::new("relu", move |x, t| stem.forward(x, t).relu()),
+        Stage::new("relu", move |x, t| stem.forward(x, t).relu_()),
         Stage::new("maxpool", |x, _| {
             x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
         }),

@@ -105,4 +105,5 @@ pub fn evaluate(engine: &Engine, scope: &mut Scope, functions: &mut rhai::AST, i
         },
     }
     crate::cancel::reset();
+    crate::memory::release();
 }
