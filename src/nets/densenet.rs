@@ -47,7 +47,7 @@ pub fn build(p: &nn::Path, depth: usize) -> Body {
     let mut stages = vec![Stage::new("features.pool0", move |x, t| {
         x.apply(&conv0)
             .apply_t(&norm0, t)
-            .relu()
+            .relu_()
             .max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
     })];
     let mut c = 64;
@@ -74,10 +74,10 @@ pub fn build(p: &nn::Path, depth: usize) -> Body {
                     let cat = Tensor::cat(&feats, 1);
                     let y = cat
                         .apply_t(&l.norm1, t)
-                        .relu()
+                        .relu_()
                         .apply(&l.conv1)
                         .apply_t(&l.norm2, t)
-                        .relu()
+                        .relu_()
                         .apply(&l.conv2);
                     feats.push(y);
                 }
@@ -92,7 +92,7 @@ pub fn build(p: &nn::Path, depth: usize) -> Body {
             stages.push(Stage::new(
                 &format!("features.transition{}", i + 1),
                 move |x, t| {
-                    x.apply_t(&norm, t).relu().apply(&cv).avg_pool2d(
+                    x.apply_t(&norm, t).relu_().apply(&cv).avg_pool2d(
                         [2, 2],
                         [2, 2],
                         [0, 0],
@@ -107,7 +107,7 @@ pub fn build(p: &nn::Path, depth: usize) -> Body {
     }
     let norm5 = batch_norm(&f / "norm5", c, 1e-5, 0.1);
     stages.push(Stage::new("features.norm5", move |x, t| {
-        x.apply_t(&norm5, t).relu()
+        x.apply_t(&norm5, t).relu_()
     }));
     Body {
         stages,

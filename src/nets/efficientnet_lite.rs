@@ -51,13 +51,13 @@ struct MbConv {
 impl MbConv {
     fn forward(&self, input: &Tensor, train: bool) -> Tensor {
         let mut x = match &self.expand {
-            Some(e) => e.forward(input, train).relu6(),
+            Some(e) => e.forward(input, train).relu6_(),
             None => input.shallow_clone(),
         };
         x = self
             .depthwise
             .forward(&pad_same(&x, self.kernel, self.stride), train)
-            .relu6();
+            .relu6_();
         x = self.project.forward(&x, train);
         if self.skip {
             if train && self.drop_connect > 0.0 {
@@ -90,7 +90,7 @@ pub fn build(p: &nn::Path, variant: usize) -> Body {
         bn: super::layers::batch_norm(p / "_bn0", 32, 1e-3, 0.01),
     };
     let mut stages = vec![Stage::new("_conv_stem", move |x, t| {
-        stem.forward(&pad_same(x, 3, 2), t).relu6()
+        stem.forward(&pad_same(x, 3, 2), t).relu6_()
     })];
     let mut plan = Vec::new();
     for (i, &(r, k, s, e, cin, cout)) in BLOCKS.iter().enumerate() {
@@ -151,7 +151,7 @@ pub fn build(p: &nn::Path, variant: usize) -> Body {
     }
     let head = super::layers::conv_bn(p / "_conv_head", p / "_bn1", last, 1280, 1, BN);
     stages.push(Stage::new("_conv_head", move |x, t| {
-        head.forward(x, t).relu6()
+        head.forward(x, t).relu6_()
     }));
     let dropout = [0.2, 0.2, 0.3, 0.3, 0.3][variant];
     Body {

@@ -56,7 +56,8 @@ impl Residual {
         let outs: Vec<Tensor> = self.branches.iter().map(|b| chain(b, x, t)).collect();
         let y = Tensor::cat(&outs, 1).apply(&self.conv) * self.scale + x;
         if self.relu {
-            y.relu()
+            let mut y = y;
+            y.relu_()
         } else {
             y
         }

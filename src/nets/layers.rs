@@ -127,7 +127,7 @@ impl BasicConv {
 
     /// Convolution, batch norm, ReLU.
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        x.apply(&self.conv).apply_t(&self.bn, train).relu()
+        x.apply(&self.conv).apply_t(&self.bn, train).relu_()
     }
 }
 

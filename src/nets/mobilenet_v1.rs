@@ -23,7 +23,7 @@ pub fn build(p: &tch::nn::Path) -> Body {
     };
     let stem = conv_bn(p / "conv_stem", p / "bn1", 3, 32, 3, o(2, 1, 1));
     let mut stages = vec![Stage::new("conv_stem", move |x, t| {
-        stem.forward(x, t).relu6()
+        stem.forward(x, t).relu6_()
     })];
     let mut cin = 32;
     for (s, &(cout, stride, n)) in STAGES.iter().enumerate() {
@@ -33,7 +33,7 @@ pub fn build(p: &tch::nn::Path) -> Body {
             let dw = conv_bn(&q / "conv_dw", &q / "bn1", cin, cin, 3, o(st, 1, cin));
             let pw = conv_bn(&q / "conv_pw", &q / "bn2", cin, cout, 1, o(1, 0, 1));
             stages.push(Stage::new(&format!("blocks.{s}.{b}"), move |x, t| {
-                pw.forward(&dw.forward(x, t).relu6(), t).relu6()
+                pw.forward(&dw.forward(x, t).relu6_(), t).relu6_()
             }));
             cin = cout;
         }

@@ -31,7 +31,7 @@ pub fn build(p: &nn::Path) -> Body {
     };
     let stem = conv_bn(&f / 0 / 0, &f / 0 / 1, 3, 32, 3, o(2, 1, 1));
     let mut stages = vec![Stage::new("features.0", move |x, t| {
-        stem.forward(x, t).relu6()
+        stem.forward(x, t).relu6_()
     })];
     let mut cin = 32;
     let mut idx = 1;
@@ -85,7 +85,7 @@ pub fn build(p: &nn::Path) -> Body {
                     for (cb, act) in &block.convs {
                         y = cb.forward(&y, train);
                         if *act {
-                            y = y.relu6();
+                            let _ = y.relu6_();
                         }
                     }
                     if block.residual {
@@ -101,7 +101,7 @@ pub fn build(p: &nn::Path) -> Body {
     }
     let last = conv_bn(&f / idx / 0, &f / idx / 1, cin, 1280, 1, o(1, 0, 1));
     stages.push(Stage::new(&format!("features.{idx}"), move |x, t| {
-        last.forward(x, t).relu6()
+        last.forward(x, t).relu6_()
     }));
     Body {
         stages,

@@ -39,7 +39,7 @@ pub fn build(p: &nn::Path, depth: usize) -> Body {
         stages.push(Stage::new(&format!("features.{idx}"), move |x, _| {
             let mut y = x.shallow_clone();
             for c in &convs {
-                y = y.apply(c).relu();
+                y = y.apply(c).relu_();
             }
             y.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)
         }));
@@ -54,10 +54,10 @@ pub fn build(p: &nn::Path, depth: usize) -> Body {
             x.adaptive_avg_pool2d([7, 7])
                 .flatten(1, -1)
                 .apply(&fc0)
-                .relu()
+                .relu_()
                 .dropout(0.5, t)
                 .apply(&fc3)
-                .relu()
+                .relu_()
                 .dropout(0.5, t)
         }),
         fc_path: "classifier.6".into(),
