@@ -48,7 +48,13 @@ def matmul():
     t0 = time.perf_counter()
     for _ in range(10):
         x @ x
-    return {"gflops": 2 * 2048 ** 3 * 10 / (time.perf_counter() - t0) / 1e9}
+    gemm = 2 * 2048 ** 3 * 10 / (time.perf_counter() - t0) / 1e9
+    img, w = torch.randn(1, 2048, 64, 64), torch.randn(2048, 2048, 1, 1)
+    torch.conv2d(img, w)
+    t0 = time.perf_counter()
+    for _ in range(10):
+        torch.conv2d(img, w)
+    return {"gflops": gemm, "conv_gflops": 2 * 2048 ** 2 * 4096 * 10 / (time.perf_counter() - t0) / 1e9}
 
 
 def learn(path, *parts):

@@ -103,6 +103,13 @@ fn second_call_reads_the_cache_and_new_images_only_are_computed() {
     image::imageops::flip_horizontal_in_place(&mut img);
     img.save(data.path().join("01_TUMOR/new1_CRC-Prim-HE-07_999.png"))
         .unwrap();
+    // The same new content again, in the last class: listed far from the first copy.
+    let last = walk_classes(data.path()).pop().unwrap();
+    std::fs::copy(
+        data.path().join("01_TUMOR/new1_CRC-Prim-HE-07_999.png"),
+        last.join("copy_CRC-Prim-HE-07_997.png"),
+    )
+    .unwrap();
     image::imageops::flip_vertical_in_place(&mut img);
     img.save(data.path().join("01_TUMOR/new2_CRC-Prim-HE-07_998.png"))
         .unwrap();
@@ -118,7 +125,13 @@ fn second_call_reads_the_cache_and_new_images_only_are_computed() {
         },
     )
     .unwrap();
-    assert_eq!((f.n, f.computed), (26, 2));
+    // Three new rows, two new contents: the copy is computed once.
+    assert_eq!((f.n, f.computed), (27, 2));
+    let row = |name: &str| {
+        let i = f.ids.iter().position(|id| id.contains(name)).unwrap();
+        f.x[i * f.d..(i + 1) * f.d].to_vec()
+    };
+    assert_eq!(row("new1_CRC"), row("copy_CRC"));
 }
 
 #[test]
@@ -184,6 +197,18 @@ fn shards_fill_the_cache_for_a_full_read() {
     assert_eq!(computed(&log0) + computed(&log1), 24);
     let (_, log) = run_features(cache.path(), "");
     assert_eq!(computed(&log), 0, "{log}");
+}
+
+/// The class folders of an ImageFolder tree, sorted.
+fn walk_classes(p: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(p)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    v
 }
 
 fn walk(p: &Path) -> Vec<std::path::PathBuf> {

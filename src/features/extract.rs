@@ -142,7 +142,9 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
         .copied()
         .filter(|r| caches.iter().any(|c| c.get(&hashes[*r]).is_none()))
         .collect();
-    missing.dedup_by_key(|r| hashes[*r]);
+    // The same content twice in a dataset is computed once, wherever the copies are.
+    let mut seen = std::collections::HashSet::new();
+    missing.retain(|r| seen.insert(hashes[*r]));
     let computed = missing.len();
     if !missing.is_empty() {
         let done = compute(net, ds, &missing, &hashes, &taps, o, pre, &mut caches);
