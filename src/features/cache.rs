@@ -6,7 +6,7 @@
 use crate::error::{Context, Error, Result};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -34,36 +34,99 @@ pub fn model_dir(network: &str, description: &str) -> PathBuf {
     root().join(format!("{network}-{hex}"))
 }
 
-/// The cached features of one tap.
+/// One chunk file: where it is and its shape.
+struct Chunk {
+    path: PathBuf,
+    n: usize,
+    d: usize,
+}
+
+/// The cached features of one tap. Opening it reads only the chunks' headers (which images are
+/// where); the features of the rows a dataset needs are read by [`TapCache::load`], so a large
+/// shared cache costs a small dataset only the headers.
 pub struct TapCache {
     dir: PathBuf,
+    chunks: Vec<Chunk>,
+    /// Every cached image: its chunk and its row in that chunk.
+    index: HashMap<Hash, (usize, usize)>,
+    /// Rows read by `load` or written by this run.
     rows: HashMap<Hash, Vec<f32>>,
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl TapCache {
-    /// Reads every complete chunk in `dir` (creating it). Damaged chunks are reported and skipped.
+    /// Reads the headers of every complete chunk in `dir` (creating it). Damaged chunks are
+    /// reported and skipped.
     pub fn open(dir: &Path) -> Result<TapCache> {
         std::fs::create_dir_all(dir).at(dir)?;
-        let mut rows = HashMap::new();
-        for e in std::fs::read_dir(dir).at(dir)?.flatten() {
-            let p = e.path();
-            if p.extension().is_none_or(|x| x != "bin") {
-                continue;
-            }
-            match read_chunk(&p) {
-                Ok(chunk) => rows.extend(chunk),
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .at(dir)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "bin"))
+            .collect();
+        paths.sort();
+        let mut cache = TapCache {
+            dir: dir.to_path_buf(),
+            chunks: Vec::new(),
+            index: HashMap::new(),
+            rows: HashMap::new(),
+        };
+        for p in paths {
+            match read_header(&p) {
+                Ok((chunk, hashes)) => {
+                    let c = cache.chunks.len();
+                    for (i, h) in hashes.into_iter().enumerate() {
+                        cache.index.insert(h, (c, i));
+                    }
+                    cache.chunks.push(chunk);
+                }
                 Err(e) => eprintln!("warning: feature cache: skipping damaged chunk {e}"),
             }
         }
-        Ok(TapCache {
-            dir: dir.to_path_buf(),
-            rows,
-        })
+        Ok(cache)
     }
 
-    /// The cached row of an image.
+    /// Whether the image's row is cached (read or not yet).
+    pub fn contains(&self, h: &Hash) -> bool {
+        self.rows.contains_key(h) || self.index.contains_key(h)
+    }
+
+    /// Reads the features of `wanted` images that are cached and not read yet, chunk by chunk.
+    pub fn load(&mut self, wanted: &[Hash]) -> Result<()> {
+        let mut by_chunk: HashMap<usize, Vec<(usize, Hash)>> = HashMap::new();
+        for h in wanted {
+            if self.rows.contains_key(h) {
+                continue;
+            }
+            if let Some(&(c, i)) = self.index.get(h) {
+                by_chunk.entry(c).or_default().push((i, *h));
+            }
+        }
+        for (c, mut want) in by_chunk {
+            let chunk = &self.chunks[c];
+            want.sort_unstable();
+            want.dedup();
+            let mut f = std::fs::File::open(&chunk.path).at(&chunk.path)?;
+            let mut buf = vec![0u8; chunk.d * 4];
+            for (i, h) in want {
+                f.seek(SeekFrom::Start(
+                    (14 + chunk.n * 32 + i * chunk.d * 4) as u64,
+                ))
+                .at(&chunk.path)?;
+                f.read_exact(&mut buf).at(&chunk.path)?;
+                let row = buf
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                    .collect();
+                self.rows.insert(h, row);
+            }
+        }
+        Ok(())
+    }
+
+    /// The row of an image, once loaded (or written by this run).
     pub fn get(&self, h: &Hash) -> Option<&[f32]> {
         self.rows.get(h).map(|v| v.as_slice())
     }
@@ -110,28 +173,38 @@ impl TapCache {
     }
 }
 
-fn read_chunk(p: &Path) -> Result<Vec<(Hash, Vec<f32>)>> {
-    let b = std::fs::read(p).at(p)?;
+/// A chunk's shape and image hashes, checked against the file's length.
+fn read_header(p: &Path) -> Result<(Chunk, Vec<Hash>)> {
     let bad = || Error::file(p, "truncated or not a patholab feature chunk");
-    if b.len() < 14 || &b[..6] != MAGIC {
+    let mut f = std::fs::File::open(p).at(p)?;
+    let len = f.metadata().at(p)?.len();
+    let mut head = [0u8; 14];
+    f.read_exact(&mut head).map_err(|_| bad())?;
+    if &head[..6] != MAGIC {
         return Err(bad());
     }
-    let n = u32::from_le_bytes(b[6..10].try_into().unwrap()) as usize;
-    let d = u32::from_le_bytes(b[10..14].try_into().unwrap()) as usize;
-    if b.len() != 14 + n * 32 + n * d * 4 {
+    let n = u32::from_le_bytes(head[6..10].try_into().unwrap()) as usize;
+    let d = u32::from_le_bytes(head[10..14].try_into().unwrap()) as usize;
+    let chunk = Chunk {
+        path: p.to_path_buf(),
+        n,
+        d,
+    };
+    let expected = (n as u64)
+        .checked_mul(32 + 4 * d as u64)
+        .and_then(|b| b.checked_add(14));
+    if expected != Some(len) {
         return Err(bad());
     }
-    let data = &b[14 + n * 32..];
-    Ok((0..n)
-        .map(|i| {
-            let h: Hash = b[14 + i * 32..14 + (i + 1) * 32].try_into().unwrap();
-            let row = data[i * d * 4..(i + 1) * d * 4]
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            (h, row)
-        })
-        .collect())
+    let mut hashes = vec![0u8; n * 32];
+    f.read_exact(&mut hashes).map_err(|_| bad())?;
+    Ok((
+        chunk,
+        hashes
+            .chunks_exact(32)
+            .map(|h| h.try_into().unwrap())
+            .collect(),
+    ))
 }
 
 /// What the cache holds: settings, chunk files, images, bytes.
@@ -164,10 +237,8 @@ pub fn info() -> Result<String> {
                 if p.extension().is_some_and(|x| x == "bin") {
                     files += 1;
                     bytes += c.metadata().map(|m| m.len()).unwrap_or(0);
-                    if let Ok(b) = std::fs::read(&p) {
-                        if b.len() >= 10 {
-                            n_img += u32::from_le_bytes(b[6..10].try_into().unwrap()) as usize;
-                        }
+                    if let Ok((chunk, _)) = read_header(&p) {
+                        n_img += chunk.n;
                     }
                 }
             }
@@ -194,5 +265,32 @@ pub fn clear() -> Result<String> {
         Ok(format!("removed {}", r.display()))
     } else {
         Ok(format!("{} was already empty", r.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(i: u8) -> Hash {
+        [i; 32]
+    }
+
+    #[test]
+    fn opening_reads_headers_and_load_reads_the_wanted_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = TapCache::open(dir.path()).unwrap();
+        c.write_chunk(&[h(1), h(2)], &[vec![1.0, 1.5], vec![2.0, 2.5]])
+            .unwrap();
+        c.write_chunk(&[h(3)], &[vec![3.0, 3.5]]).unwrap();
+        // A chunk cut short, as by a full disk: skipped with a warning, the rest still open.
+        std::fs::write(dir.path().join("chunk-cut.bin"), &MAGIC[..]).unwrap();
+        let mut c = TapCache::open(dir.path()).unwrap();
+        assert!(c.contains(&h(1)) && c.contains(&h(3)) && !c.contains(&h(4)));
+        assert_eq!(c.get(&h(2)), None, "rows are read on demand");
+        c.load(&[h(2), h(3), h(4)]).unwrap();
+        assert_eq!(c.get(&h(2)), Some(&[2.0f32, 2.5][..]));
+        assert_eq!(c.get(&h(3)), Some(&[3.0f32, 3.5][..]));
+        assert_eq!((c.get(&h(1)), c.get(&h(4))), (None, None));
     }
 }

@@ -140,7 +140,7 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
     let mut missing: Vec<usize> = rows
         .iter()
         .copied()
-        .filter(|r| caches.iter().any(|c| c.get(&hashes[*r]).is_none()))
+        .filter(|r| caches.iter().any(|c| !c.contains(&hashes[*r])))
         .collect();
     // The same content twice in a dataset is computed once, wherever the copies are.
     let mut seen = std::collections::HashSet::new();
@@ -150,6 +150,10 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
         let done = compute(net, ds, &missing, &hashes, &taps, o, pre, &mut caches);
         crate::memory::release();
         done?;
+    }
+    let wanted: Vec<Hash> = rows.iter().map(|r| hashes[*r]).collect();
+    for c in caches.iter_mut() {
+        c.load(&wanted)?;
     }
 
     // Assemble the matrix in dataset order, taps side by side.
@@ -274,7 +278,7 @@ fn compute(
     bar.finish_and_clear();
     let still: usize = missing
         .iter()
-        .filter(|r| caches.iter().any(|c| c.get(&hashes[**r]).is_none()))
+        .filter(|r| caches.iter().any(|c| !c.contains(&hashes[**r])))
         .count();
     if still > 0 {
         return Err(Error::Invalid(format!(
