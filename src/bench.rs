@@ -15,6 +15,17 @@ fn open(dir: &str) -> Result<Dataset> {
     Dataset::open(dir, &OpenOptions::default())
 }
 
+/// A network with random weights (the benchmarks need no downloads).
+fn random_net(name: &str) -> Result<Network> {
+    Network::new(
+        name,
+        NetOptions {
+            weights: Weights::Random(0),
+            ..Default::default()
+        },
+    )
+}
+
 /// Runs one measurement by name.
 pub fn run(args: &[String]) -> Result<String> {
     let a = |i: usize| {
@@ -51,13 +62,7 @@ pub fn run(args: &[String]) -> Result<String> {
         // Feature extraction with random weights at a tap, computing every image (fresh cache).
         "extract" => {
             let ds = open(a(1)?)?;
-            let net = Network::new(
-                a(2)?,
-                NetOptions {
-                    weights: Weights::Random(0),
-                    ..Default::default()
-                },
-            )?;
+            let net = random_net(a(2)?)?;
             let o = ExtractOptions {
                 taps: vec![a(3)?.to_string()],
                 batch: 32,
@@ -71,13 +76,7 @@ pub fn run(args: &[String]) -> Result<String> {
         }
         // Forward passes alone, on random inputs: `forward NET TAP BATCH REPS`.
         "forward" => {
-            let net = Network::new(
-                a(1)?,
-                NetOptions {
-                    weights: Weights::Random(0),
-                    ..Default::default()
-                },
-            )?;
+            let net = random_net(a(1)?)?;
             let taps = net.resolve_taps(&[a(2)?.to_string()])?;
             let num = |i: usize| -> Result<i64> {
                 a(i)?
