@@ -94,7 +94,12 @@ def write_results(rows, notes):
     order = [p for p in PARTS if p in saved]
     table = "| measurement | patholab | peer | ratio (higher = patholab faster) |\n|---|---|---|---|\n" + \
         "\n".join(f"| {a} | {b} | {c} | {d} |" for p in order for a, b, c, d in saved[p]["rows"])
-    dates = "; ".join(f"{p} {saved[p]['date']} ({saved[p]['machine']})" for p in order)
+    when = {(saved[p]["date"], saved[p]["machine"]) for p in order}
+    if len(when) == 1:
+        date, machine = when.pop()
+        dates = f"{date}, every part, on {machine}"
+    else:
+        dates = "; ".join(f"{p} {saved[p]['date']} ({saved[p]['machine']})" for p in order)
     text = "# Benchmarks\n\n`make bench` (bench/run.py) runs patholab and its Python peers one after the other on the same " \
            "data and machine; `bench/run PART…` reruns some parts (" + ", ".join(PARTS) + ") and keeps the others' last " \
            "figures (bench/results.json).\n\nMeasured: " + dates + ".\n\n" + table + "\n\n" + \
