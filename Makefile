@@ -3,7 +3,10 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export LIBTORCH_USE_PYTORCH := 1
 CARGO ?= cargo
-BIN := target/release/patholab
+# Cargo's output folder: ./target unless CARGO_TARGET_DIR puts it elsewhere (as CI may).
+TARGET := $(or $(CARGO_TARGET_DIR),target)
+export PATHOLAB_BIN := $(TARGET)/release/patholab
+BIN := $(PATHOLAB_BIN)
 
 .PHONY: setup build demo test bench fmt
 
@@ -18,8 +21,9 @@ demo: build
 
 test: build
 	bash scripts/make-fixtures
-	set -o pipefail; $(CARGO) test --release -- --test-threads=1 2>&1 | tee target/test.log
-	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' target/test.log
+	mkdir -p $(TARGET)
+	set -o pipefail; $(CARGO) test --release -- --test-threads=1 2>&1 | tee $(TARGET)/test.log
+	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' $(TARGET)/test.log
 
 bench: build
 	bash bench/run

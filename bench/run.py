@@ -3,7 +3,7 @@ the ratios and rewrites bench/RESULTS.md. Timings live here, never in tests."""
 import json, os, platform, random, resource, shutil, statistics, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "patholab")
+BIN = os.environ.get("PATHOLAB_BIN") or os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "patholab")
 PY = os.path.join(ROOT, ".venv", "bin", "python")
 WORK = os.environ.get("PATHOLAB_BENCH_DIR", "/tmp/patholab-bench")
 ONLY = set(sys.argv[1:])
