@@ -66,7 +66,7 @@ impl MbConv {
                     (Tensor::rand([x.size()[0], 1, 1, 1], (x.kind(), x.device())) + keep).floor();
                 x = x / keep * mask;
             }
-            x = x + input;
+            x += input; // x is this block's own fresh tensor
         }
         x
     }

@@ -89,7 +89,8 @@ pub fn build(p: &nn::Path) -> Body {
                         }
                     }
                     if block.residual {
-                        y + x
+                        y += x; // y is this block's own fresh tensor
+                        y
                     } else {
                         y
                     }
