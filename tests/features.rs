@@ -83,6 +83,26 @@ fn second_call_reads_the_cache_and_new_images_only_are_computed() {
         "cached features are identical"
     );
 
+    // A flipped bit in one chunk (chunks of 4 images): those 4 are computed again, with a
+    // warning, and the result is the same.
+    let chunk = walk(cache.path())
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "bin"))
+        .unwrap();
+    let mut b = std::fs::read(&chunk).unwrap();
+    let last = b.len() - 20;
+    b[last] ^= 0x01;
+    std::fs::write(&chunk, &b).unwrap();
+    let (ok, log) = run_features(cache.path(), "");
+    assert!(ok, "{log}");
+    assert!(log.contains("is damaged (checksum)"), "{log}");
+    assert_eq!(computed(&log), 4, "{log}");
+    assert_eq!(
+        std::fs::read(cache.path().join("out.safetensors")).unwrap(),
+        first,
+        "recomputed features are identical"
+    );
+
     // A dataset with two more images computes just those two.
     let data = tempfile::tempdir().unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo/kather2016-samples");

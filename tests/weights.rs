@@ -176,8 +176,8 @@ fn fuzz_every_reader() {
             Ok(Ok(_)) => accepted += 1,
             Ok(Err(_)) => {}
             Err(_) => {
-                let keep = Path::new(env!("CARGO_TARGET_TMPDIR"))
-                    .join(format!("fuzz-crash-{runs}.{ext}"));
+                let keep =
+                    Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-crash-{runs}.{ext}"));
                 std::fs::write(&keep, &data).unwrap();
                 panic!(
                     "reader panicked on a mutation of {name}; input kept in {}",

@@ -2,15 +2,20 @@
 //! reducer), a sub-folder per tap, and in it chunk files of `(image content hash, features)`
 //! rows. Chunks are written to a temporary name and renamed, so a killed run loses at most the
 //! chunk in flight, and shards written on other machines merge by copying folders together.
+//! Each chunk ends with a checksum; a damaged chunk is reported and its images computed again.
 
 use crate::error::{Context, Error, Result};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-const MAGIC: &[u8; 6] = b"PLFC1\n";
+/// Chunks written now end with the first 8 bytes of the sha256 of everything before them.
+const MAGIC: &[u8; 6] = b"PLFC2\n";
+/// Chunks of the first format (no checksum) are still read.
+const MAGIC_V1: &[u8; 6] = b"PLFC1\n";
+const CHECK: usize = 8;
 
 /// A 32-byte content hash.
 pub type Hash = [u8; 32];
@@ -39,6 +44,8 @@ struct Chunk {
     path: PathBuf,
     n: usize,
     d: usize,
+    /// Whether the chunk ends with a checksum.
+    checked: bool,
 }
 
 /// The cached features of one tap. Opening it reads only the chunks' headers (which images are
@@ -88,12 +95,9 @@ impl TapCache {
         Ok(cache)
     }
 
-    /// Whether the image's row is cached (read or not yet).
-    pub fn contains(&self, h: &Hash) -> bool {
-        self.rows.contains_key(h) || self.index.contains_key(h)
-    }
-
     /// Reads the features of `wanted` images that are cached and not read yet, chunk by chunk.
+    /// A chunk whose checksum does not match is reported and forgotten, so its images count as
+    /// missing and are computed again.
     pub fn load(&mut self, wanted: &[Hash]) -> Result<()> {
         let mut by_chunk: HashMap<usize, Vec<(usize, Hash)>> = HashMap::new();
         for h in wanted {
@@ -104,21 +108,26 @@ impl TapCache {
                 by_chunk.entry(c).or_default().push((i, *h));
             }
         }
-        for (c, mut want) in by_chunk {
+        for (c, want) in by_chunk {
             let chunk = &self.chunks[c];
-            want.sort_unstable();
-            want.dedup();
-            let mut f = std::fs::File::open(&chunk.path).at(&chunk.path)?;
-            let mut buf = vec![0u8; chunk.d * 4];
+            let b = std::fs::read(&chunk.path).at(&chunk.path)?;
+            let body = b
+                .len()
+                .saturating_sub(if chunk.checked { CHECK } else { 0 });
+            if chunk.checked && hash_bytes(&b[..body])[..CHECK] != b[body..] {
+                eprintln!(
+                    "warning: feature cache: {} is damaged (checksum); its {} images will be computed again",
+                    chunk.path.display(),
+                    chunk.n
+                );
+                self.index.retain(|_, (cc, _)| *cc != c);
+                continue;
+            }
+            let data = &b[14 + chunk.n * 32..body];
             for (i, h) in want {
-                f.seek(SeekFrom::Start(
-                    (14 + chunk.n * 32 + i * chunk.d * 4) as u64,
-                ))
-                .at(&chunk.path)?;
-                f.read_exact(&mut buf).at(&chunk.path)?;
-                let row = buf
+                let row = data[i * chunk.d * 4..(i + 1) * chunk.d * 4]
                     .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                    .map(|v| f32::from_le_bytes(v.try_into().unwrap()))
                     .collect();
                 self.rows.insert(h, row);
             }
@@ -137,7 +146,7 @@ impl TapCache {
             return Ok(());
         }
         let d = rows[0].len();
-        let mut buf = Vec::with_capacity(14 + hashes.len() * (32 + 4 * d));
+        let mut buf = Vec::with_capacity(14 + hashes.len() * (32 + 4 * d) + CHECK);
         buf.extend_from_slice(MAGIC);
         buf.extend_from_slice(&(hashes.len() as u32).to_le_bytes());
         buf.extend_from_slice(&(d as u32).to_le_bytes());
@@ -149,6 +158,8 @@ impl TapCache {
                 buf.extend_from_slice(&v.to_le_bytes());
             }
         }
+        let check = hash_bytes(&buf);
+        buf.extend_from_slice(&check[..CHECK]);
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -180,19 +191,22 @@ fn read_header(p: &Path) -> Result<(Chunk, Vec<Hash>)> {
     let len = f.metadata().at(p)?.len();
     let mut head = [0u8; 14];
     f.read_exact(&mut head).map_err(|_| bad())?;
-    if &head[..6] != MAGIC {
-        return Err(bad());
-    }
+    let checked = match &head[..6] {
+        m if m == MAGIC => true,
+        m if m == MAGIC_V1 => false,
+        _ => return Err(bad()),
+    };
     let n = u32::from_le_bytes(head[6..10].try_into().unwrap()) as usize;
     let d = u32::from_le_bytes(head[10..14].try_into().unwrap()) as usize;
     let chunk = Chunk {
         path: p.to_path_buf(),
         n,
         d,
+        checked,
     };
     let expected = (n as u64)
         .checked_mul(32 + 4 * d as u64)
-        .and_then(|b| b.checked_add(14));
+        .and_then(|b| b.checked_add(14 + if checked { CHECK as u64 } else { 0 }));
     if expected != Some(len) {
         return Err(bad());
     }
@@ -286,11 +300,32 @@ mod tests {
         // A chunk cut short, as by a full disk: skipped with a warning, the rest still open.
         std::fs::write(dir.path().join("chunk-cut.bin"), &MAGIC[..]).unwrap();
         let mut c = TapCache::open(dir.path()).unwrap();
-        assert!(c.contains(&h(1)) && c.contains(&h(3)) && !c.contains(&h(4)));
         assert_eq!(c.get(&h(2)), None, "rows are read on demand");
         c.load(&[h(2), h(3), h(4)]).unwrap();
         assert_eq!(c.get(&h(2)), Some(&[2.0f32, 2.5][..]));
         assert_eq!(c.get(&h(3)), Some(&[3.0f32, 3.5][..]));
         assert_eq!((c.get(&h(1)), c.get(&h(4))), (None, None));
+    }
+
+    #[test]
+    fn a_chunk_with_a_flipped_bit_is_forgotten_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = TapCache::open(dir.path()).unwrap();
+        c.write_chunk(&[h(1)], &[vec![1.0, 1.5]]).unwrap();
+        c.write_chunk(&[h(2)], &[vec![2.0, 2.5]]).unwrap();
+        let first = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| read_header(p).unwrap().1 == vec![h(1)])
+            .unwrap();
+        let mut b = std::fs::read(&first).unwrap();
+        let at = 14 + 32 + 5; // inside the features
+        b[at] ^= 0x10;
+        std::fs::write(&first, &b).unwrap();
+        let mut c = TapCache::open(dir.path()).unwrap();
+        c.load(&[h(1), h(2)]).unwrap();
+        assert_eq!(c.get(&h(1)), None, "the damaged row counts as missing");
+        assert_eq!(c.get(&h(2)), Some(&[2.0f32, 2.5][..]));
     }
 }

@@ -137,10 +137,15 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
             .collect(),
         None => (0..ds.len()).collect(),
     };
+    // Read what the cache has of these images first (a damaged chunk's images become missing).
+    let wanted: Vec<Hash> = rows.iter().map(|r| hashes[*r]).collect();
+    for c in caches.iter_mut() {
+        c.load(&wanted)?;
+    }
     let mut missing: Vec<usize> = rows
         .iter()
         .copied()
-        .filter(|r| caches.iter().any(|c| !c.contains(&hashes[*r])))
+        .filter(|r| caches.iter().any(|c| c.get(&hashes[*r]).is_none()))
         .collect();
     // The same content twice in a dataset is computed once, wherever the copies are.
     let mut seen = std::collections::HashSet::new();
@@ -150,10 +155,6 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
         let done = compute(net, ds, &missing, &hashes, &taps, o, pre, &mut caches);
         crate::memory::release();
         done?;
-    }
-    let wanted: Vec<Hash> = rows.iter().map(|r| hashes[*r]).collect();
-    for c in caches.iter_mut() {
-        c.load(&wanted)?;
     }
 
     // Assemble the matrix in dataset order, taps side by side.
@@ -278,7 +279,7 @@ fn compute(
     bar.finish_and_clear();
     let still: usize = missing
         .iter()
-        .filter(|r| caches.iter().any(|c| !c.contains(&hashes[**r])))
+        .filter(|r| caches.iter().any(|c| c.get(&hashes[**r]).is_none()))
         .count();
     if still > 0 {
         return Err(Error::Invalid(format!(
