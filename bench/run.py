@@ -112,7 +112,6 @@ def main():
     os.makedirs(WORK, exist_ok=True)
     env = dict(os.environ, PATHOLAB_CACHE=os.path.join(WORK, "cache"))
     rows, notes = Rows(), Notes()
-    cores = os.cpu_count()
     img500 = images(500, os.path.join(WORK, "img500"))
 
     if start("prompt"):
@@ -133,7 +132,7 @@ def main():
         peak = last_json(measure([BIN, "bench", "matmul"])["out"])
         peer_peak = last_json(measure([PY, os.path.join(ROOT, "bench/peers.py"), "matmul"])["out"])
         notes.append(f"matmul peak (2048², fp32): libtorch from patholab {peak['gflops']:.0f} GFLOP/s, PyTorch {peer_peak['gflops']:.0f} GFLOP/s; "
-                     f"the same product as a 1×1 convolution (oneDNN, which runs the networks' convolutions): {peak['conv_gflops']:.0f} "
+                     f"a 1×1 convolution, 2048 → 2048 channels over 64×64 pixels (a 2048×2048 by 2048×4096 product, run by oneDNN like the networks' convolutions): {peak['conv_gflops']:.0f} "
                      f"and {peer_peak['conv_gflops']:.0f} GFLOP/s. The convolution figure is the peak to compare the networks' GFLOP/s with.")
         # Forward GFLOPs per 224² image (multiply-adds × 2), torchvision's published figures.
         flops = {("resnet50", "layer4.2", "layer4"): 8.18, ("densenet201", "features.denseblock2", "features.denseblock2"): 1.9}

@@ -106,9 +106,11 @@ pub fn run(args: &[String]) -> Result<String> {
                 let _ = x.matmul(&x);
             }
             let gemm = 2.0 * (n as f64).powi(3) * reps as f64 / t0.elapsed().as_secs_f64() / 1e9;
-            // The same product as a 1×1 convolution (2048 → 2048 channels over 64×64 pixels),
-            // which libtorch hands to oneDNN rather than to the BLAS: the convolutions' own peak.
-            let img = tch::Tensor::randn([1, n, 64, 64], tch::kind::FLOAT_CPU);
+            // A 1×1 convolution, 2048 → 2048 channels over 64×64 pixels (a 2048×2048 by
+            // 2048×4096 product), which libtorch hands to oneDNN rather than to the BLAS: the
+            // convolutions' own peak.
+            let side = 64;
+            let img = tch::Tensor::randn([1, n, side, side], tch::kind::FLOAT_CPU);
             let w = tch::Tensor::randn([n, n, 1, 1], tch::kind::FLOAT_CPU);
             let conv = || img.conv2d(&w, None::<tch::Tensor>, [1, 1], [0, 0], [1, 1], 1);
             let _ = conv();
@@ -116,8 +118,9 @@ pub fn run(args: &[String]) -> Result<String> {
             for _ in 0..reps {
                 let _ = conv();
             }
-            let conv_peak =
-                2.0 * (n as f64).powi(2) * 4096.0 * reps as f64 / t0.elapsed().as_secs_f64() / 1e9;
+            let conv_peak = 2.0 * (n as f64).powi(2) * (side * side) as f64 * reps as f64
+                / t0.elapsed().as_secs_f64()
+                / 1e9;
             json!({ "gflops": gemm, "conv_gflops": conv_peak })
         }
         // Classical learning on a saved matrix (x, y, groups in a safetensors file).

@@ -116,9 +116,8 @@ impl TapCache {
                 .saturating_sub(if chunk.checked { CHECK } else { 0 });
             if chunk.checked && hash_bytes(&b[..body])[..CHECK] != b[body..] {
                 eprintln!(
-                    "warning: feature cache: {} is damaged (checksum); its {} images will be computed again",
-                    chunk.path.display(),
-                    chunk.n
+                    "warning: feature cache: {} is damaged (checksum); the images wanted from it are computed again",
+                    chunk.path.display()
                 );
                 self.index.retain(|_, (cc, _)| *cc != c);
                 continue;
