@@ -12,6 +12,7 @@ pub mod finetune;
 pub mod learn;
 pub mod memory;
 pub mod nets;
+pub mod options;
 pub mod plot;
 pub mod progress;
 pub mod repl;
