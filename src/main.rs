@@ -18,6 +18,9 @@ struct Cli {
     /// No progress bars.
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Change an engine limit: string, array, map, depth or calls (e.g. --limit array=100000000).
+    #[arg(long = "limit", global = true, value_name = "NAME=N")]
+    limit: Vec<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -81,6 +84,11 @@ fn main() -> ExitCode {
         }
     }
     patholab::progress::set_quiet(cli.quiet);
+    for l in &cli.limit {
+        if let Err(e) = script::limits::set(l) {
+            return fail(e);
+        }
+    }
     let result = if cli.version {
         println!("patholab {}", env!("CARGO_PKG_VERSION"));
         println!("libtorch {}", env!("PATHOLAB_LIBTORCH_VERSION"));

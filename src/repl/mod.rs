@@ -97,7 +97,8 @@ pub fn evaluate(engine: &Engine, scope: &mut Scope, functions: &mut rhai::AST, i
         Err(e) => println!("{}", script::format_at(&e.0.to_string(), e.1, input, None)),
         Ok(ast) => match {
             *functions = functions.merge(&ast.clone_functions_only());
-            engine.eval_ast_with_scope::<Dynamic>(scope, &functions.merge(&ast))
+            let program = functions.merge(&ast);
+            script::limits::guarded(|| engine.eval_ast_with_scope::<Dynamic>(scope, &program))
         } {
             Ok(v) if v.is_unit() => {}
             Ok(v) => println!("{}", show::show(engine, &v)),

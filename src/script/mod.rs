@@ -5,6 +5,7 @@ pub mod api;
 
 pub mod convert;
 pub mod help;
+pub mod limits;
 pub mod run;
 pub mod show;
 
@@ -32,7 +33,7 @@ pub type RResult<T> = Result<T, Box<EvalAltResult>>;
 /// (also settable with `PATHOLAB_STDLIB=dir`).
 pub fn engine() -> Engine {
     let mut engine = Engine::new();
-    engine.set_max_expr_depths(256, 256);
+    limits::apply(&mut engine);
     engine.on_progress(|_| crate::cancel::requested().then(|| "interrupted (Ctrl-C)".into()));
     engine.on_print(|s| println!("{s}"));
     engine.on_debug(|s, _, pos| eprintln!("{pos:?}: {s}"));

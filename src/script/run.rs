@@ -24,8 +24,7 @@ pub fn run_file(path: &Path, sets: &[String]) -> Result<(), String> {
         .compile_with_scope(&scope, &source)
         .map_err(|e| format_at(&e.0.to_string(), e.1, &source, Some(&file)))?;
     crate::repl::install_interrupt_handler();
-    engine
-        .run_ast_with_scope(&mut scope, &ast)
+    super::limits::guarded(|| engine.run_ast_with_scope(&mut scope, &ast))
         .map_err(|e| format_error(&e, &source, Some(&file)))
 }
 
@@ -36,7 +35,7 @@ pub fn eval_expression(expr: &str) -> Result<String, String> {
     let ast = engine
         .compile_with_scope(&scope, expr)
         .map_err(|e| format_at(&e.0.to_string(), e.1, expr, None))?;
-    match engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast) {
+    match super::limits::guarded(|| engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast)) {
         Ok(v) if v.is_unit() => Ok(String::new()),
         Ok(v) => Ok(show::show(&engine, &v)),
         Err(e) => Err(format_error(&e, expr, None)),
