@@ -8,7 +8,7 @@ TARGET := $(or $(CARGO_TARGET_DIR),target)
 export PATHOLAB_BIN := $(TARGET)/release/patholab
 BIN := $(PATHOLAB_BIN)
 
-.PHONY: setup build demo test bench fmt
+.PHONY: setup build demo test bench fmt docs
 
 setup:
 	@bash scripts/setup
@@ -27,6 +27,11 @@ test: build
 
 bench: build
 	bash bench/run
+
+# The script reference, generated from the declarations (a test checks the committed file).
+docs: build
+	mkdir -p docs
+	$(BIN) docs > docs/reference.md
 
 fmt:
 	$(CARGO) fmt

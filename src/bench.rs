@@ -64,7 +64,7 @@ pub fn run(args: &[String]) -> Result<String> {
             let ds = open(a(1)?)?;
             let net = random_net(a(2)?)?;
             let o = ExtractOptions {
-                taps: vec![a(3)?.to_string()],
+                taps: crate::options::Names(vec![a(3)?.to_string()]),
                 batch: 32,
                 quiet: true,
                 ..Default::default()

@@ -39,6 +39,8 @@ enum Command {
     },
     /// Run the quickstart example on the built-in data.
     Demo,
+    /// Print the script reference (markdown) generated from the declarations: docs/reference.md.
+    Docs,
     /// Measurements for `make bench` (prints JSON).
     #[command(hide = true)]
     Bench { args: Vec<String> },
@@ -115,13 +117,17 @@ fn main() -> ExitCode {
                     Ok(s) => s,
                     Err(e) => return fail(e),
                 };
-                script::api::set_default_shard(shard);
+                script::features::set_default_shard(shard);
                 script::run::run_file(&file, &set)
             }
             Some(Command::Demo) => script::run::run_file(
                 &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart.rhai"),
                 &[],
             ),
+            Some(Command::Docs) => {
+                print!("{}", script::help::reference());
+                Ok(())
+            }
             Some(Command::Weights { action }) => weights(action),
             Some(Command::Bench { args }) => patholab::bench::run(&args)
                 .map(|s| println!("{s}"))

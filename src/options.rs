@@ -79,6 +79,33 @@ impl<A: Kind, B: Kind> Kind for (A, B) {
     }
 }
 
+/// One name or several: `"last"` or `["layer3", "layer4"]`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(from = "OneOrMany")]
+pub struct Names(pub Vec<String>);
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<OneOrMany> for Names {
+    fn from(v: OneOrMany) -> Self {
+        match v {
+            OneOrMany::One(s) => Names(vec![s]),
+            OneOrMany::Many(v) => Names(v),
+        }
+    }
+}
+
+impl Kind for Names {
+    fn kind() -> String {
+        "string or array of strings".into()
+    }
+}
+
 /// Declares an options struct: every field with its doc, type and default.
 ///
 /// ```ignore
@@ -101,6 +128,7 @@ macro_rules! options {
         $(#[doc = $sdoc])*
         #[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
         #[serde(default, deny_unknown_fields)]
+        #[allow(non_snake_case)]
         pub struct $name {
             $( $(#[doc = $doc])+ pub $field: $ty, )*
         }

@@ -139,7 +139,7 @@ fn second_call_reads_the_cache_and_new_images_only_are_computed() {
         &lite0(),
         &ds,
         &ExtractOptions {
-            taps: vec!["_blocks.9".into(), "last".into()],
+            taps: patholab::options::Names(vec!["_blocks.9".into(), "last".into()]),
             quiet: true,
             ..Default::default()
         },

@@ -36,11 +36,52 @@ pub enum SlideSource {
     PerImage,
 }
 
-/// What to do with files that cannot be decoded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OnError {
-    Fail,
-    Skip,
+crate::choice! {
+    /// What to do with files that cannot be decoded.
+    pub enum OnError {
+        /// Stop with the list of every bad file and why.
+        Fail = "fail",
+        /// Leave bad files out and count them.
+        Skip = "skip",
+    }
+}
+
+crate::options! {
+    /// The options map of `dataset(path, #{ ... })`; [`DatasetOptions::resolve`] gives [`OpenOptions`].
+    pub struct DatasetOptions for "dataset" {
+        /// Slide ids: a regex on the file name, "parent" (the parent folder) or "image" (one per image); () uses the manifest's slide column or a built-in rule.
+        slide: Option<String> = None,
+        /// Manifest column holding the image path.
+        path_column: String = "path".into(),
+        /// Manifest column holding the label.
+        label_column: String = "label".into(),
+        /// Manifest column holding the slide id.
+        slide_column: String = "slide".into(),
+        /// Manifest column holding train/val/test.
+        split_column: String = "split".into(),
+        /// What to do with files that cannot be decoded.
+        on_error: OnError = OnError::Fail,
+    }
+}
+
+impl DatasetOptions {
+    /// The library options these stand for.
+    pub fn resolve(&self) -> OpenOptions {
+        OpenOptions {
+            slide: self.slide.as_ref().map(|s| match s.as_str() {
+                "parent" => SlideSource::Parent,
+                "image" | "none" => SlideSource::PerImage,
+                re => SlideSource::Regex(re.into()),
+            }),
+            on_error: self.on_error,
+            columns: [
+                self.path_column.clone(),
+                self.label_column.clone(),
+                self.slide_column.clone(),
+                self.split_column.clone(),
+            ],
+        }
+    }
 }
 
 /// Options of [`Dataset::open`].
@@ -385,6 +426,24 @@ impl Dataset {
     }
 
     /// One line, as the prompt shows it.
+    /// One row per image: path, label, slide, split, width, height.
+    pub fn frame(&self) -> Result<polars::prelude::DataFrame> {
+        use polars::prelude::{Column, DataFrame};
+        let it = &self.items;
+        let text = |f: &dyn Fn(&Item) -> String| it.iter().map(f).collect::<Vec<String>>();
+        Ok(DataFrame::new(
+            it.len(),
+            vec![
+                Column::new("path".into(), text(&|i| i.path.display().to_string())),
+                Column::new("label".into(), text(&|i| self.classes[i.label].clone())),
+                Column::new("slide".into(), text(&|i| i.slide.clone())),
+                Column::new("split".into(), text(&|i| i.split.clone().unwrap_or_default())),
+                Column::new("width".into(), it.iter().map(|i| i.width as i64).collect::<Vec<_>>()),
+                Column::new("height".into(), it.iter().map(|i| i.height as i64).collect::<Vec<_>>()),
+            ],
+        )?)
+    }
+
     pub fn describe(&self) -> String {
         let mut s = format!(
             "Dataset {}: {} images, {} classes, {} slides ({})",

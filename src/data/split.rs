@@ -69,29 +69,33 @@ pub fn shared_slides(slides: &[String], a: &[usize], b: &[usize]) -> Vec<String>
     sa.intersection(&sb).map(|s| s.to_string()).collect()
 }
 
-/// Options of [`Split::new`].
-#[derive(Clone, Debug)]
-pub struct SplitOptions {
-    pub train: f64,
-    pub val: f64,
-    pub test: f64,
-    pub by_slide: bool,
-    pub stratify: bool,
-    pub seed: u64,
-    pub allow_slide_leakage: bool,
+crate::choice! {
+    /// What a split keeps together.
+    pub enum SplitBy {
+        /// Whole slides: no slide on two sides.
+        Slide = "slide",
+        /// Single images (a slide may end up on two sides: needs allow_slide_leakage).
+        Image = "image",
+    }
 }
 
-impl Default for SplitOptions {
-    fn default() -> Self {
-        SplitOptions {
-            train: 0.6,
-            val: 0.2,
-            test: 0.2,
-            by_slide: true,
-            stratify: true,
-            seed: 0,
-            allow_slide_leakage: false,
-        }
+crate::options! {
+    /// Options of [`Split::new`] (`data.split(#{ ... })`).
+    pub struct SplitOptions for "split" {
+        /// Fraction of the data for training.
+        train: f64 = 0.6,
+        /// Fraction for validation.
+        val: f64 = 0.2,
+        /// Fraction for testing.
+        test: f64 = 0.2,
+        /// What stays together.
+        by: SplitBy = SplitBy::Slide,
+        /// Keep each class's share in every part, as far as slides allow.
+        stratify: bool = true,
+        /// Seed of the slide assignment.
+        seed: u64 = 0,
+        /// Accept a slide on two sides (only sensible with by: "image").
+        allow_slide_leakage: bool = false,
     }
 }
 
@@ -137,7 +141,12 @@ impl Split {
                 )));
             }
             let targets = [o.train / sum, o.val / sum, o.test / sum];
-            let groups: Vec<String> = if o.by_slide {
+            if o.by == SplitBy::Image && !o.allow_slide_leakage {
+                return Err(Error::Invalid(
+                    "by: \"image\" can put a slide on both sides; add allow_slide_leakage: true to accept that".into(),
+                ));
+            }
+            let groups: Vec<String> = if o.by == SplitBy::Slide {
                 slides.clone()
             } else {
                 (0..slides.len()).map(|i| i.to_string()).collect()

@@ -3,6 +3,7 @@
 
 pub mod metrics;
 pub mod results;
+pub mod table;
 
 use crate::error::Result;
 use crate::features::FeatureSet;

@@ -6,19 +6,30 @@ use polars::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// One row of results.
-#[derive(Clone, Debug, Default)]
-pub struct Row {
-    pub dataset: String,
-    pub strategy: String,
-    pub network: String,
-    pub taps: String,
-    pub classifier: String,
-    pub params: String,
-    pub metric: String,
-    pub score: f64,
-    pub n_features: i64,
-    pub seconds: f64,
+crate::options! {
+    /// One row of results (`r.add(#{ ... })`).
+    pub struct Row for "results.add" {
+        /// Dataset name.
+        dataset: String = String::new(),
+        /// Strategy of PAPER.md ("last layer", "merge layers", ...).
+        strategy: String = String::new(),
+        /// Network(s) the features come from.
+        network: String = String::new(),
+        /// Taps the features come from.
+        taps: String = String::new(),
+        /// Classifier name.
+        classifier: String = String::new(),
+        /// Chosen hyper-parameters, as text.
+        params: String = String::new(),
+        /// "roc_auc" or "accuracy".
+        metric: String = String::new(),
+        /// The score on the test set.
+        score: f64 = f64::NAN,
+        /// Number of features the classifier saw.
+        n_features: i64 = 0,
+        /// Seconds the strategy took.
+        seconds: f64 = 0.0,
+    }
 }
 
 impl Row {
@@ -224,6 +235,28 @@ pub struct Ranks {
     /// `ranks[d][m]`.
     pub ranks: Vec<Vec<f64>>,
     pub mean: Vec<f64>,
+}
+
+impl Ranks {
+    /// Methods by mean rank, best first, with each dataset's rank.
+    pub fn frame(&self) -> Result<DataFrame> {
+        use polars::prelude::Column;
+        let sorted = self.sorted();
+        let mut cols = vec![
+            Column::new("method".into(), sorted.iter().map(|s| s.0.clone()).collect::<Vec<_>>()),
+            Column::new("mean_rank".into(), sorted.iter().map(|s| s.1).collect::<Vec<_>>()),
+        ];
+        for (d, name) in self.datasets.iter().enumerate() {
+            let v: Vec<f64> = sorted
+                .iter()
+                .map(|(m, _)| {
+                    self.methods.iter().position(|x| x == m).map_or(f64::NAN, |i| self.ranks[d][i])
+                })
+                .collect();
+            cols.push(Column::new(name.as_str().into(), v));
+        }
+        Ok(DataFrame::new(sorted.len(), cols)?)
+    }
 }
 
 /// Ranks of `v` where the highest value gets rank `len` and ties share the average rank.

@@ -3,6 +3,7 @@
 
 use super::cache::{self, Hash, TapCache};
 use super::{Column, FeatureSet};
+use crate::options::Names;
 use crate::data::loader::{batches, Prepare};
 use crate::data::transform::Preprocess;
 use crate::data::Dataset;
@@ -11,37 +12,22 @@ use crate::nets::Network;
 use rayon::prelude::*;
 use tch::{Device, Tensor};
 
-/// How a tap's feature map becomes a vector.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Reduce {
-    /// Global average pooling.
-    Gap,
-    /// Global max pooling.
-    Gmp,
-    /// Both, concatenated (average first).
-    GapGmp,
+crate::choice! {
+    /// How a tap's feature map becomes a vector.
+    pub enum Reduce {
+        /// Global average pooling.
+        Gap = "gap",
+        /// Global max pooling.
+        Gmp = "gmp",
+        /// Both, concatenated (average first).
+        GapGmp = "gap+gmp",
+    }
 }
 
 impl Reduce {
-    /// Parses `"gap"`, `"gmp"` or `"gap+gmp"`.
-    pub fn parse(s: &str) -> Result<Reduce> {
-        match s {
-            "gap" | "avg" => Ok(Reduce::Gap),
-            "gmp" | "max" => Ok(Reduce::Gmp),
-            "gap+gmp" => Ok(Reduce::GapGmp),
-            _ => Err(Error::Invalid(format!(
-                "unknown reduce {s:?} (gap, gmp, gap+gmp)"
-            ))),
-        }
-    }
-
     /// The name used in column provenance and cache keys.
     pub fn name(self) -> &'static str {
-        match self {
-            Reduce::Gap => "gap",
-            Reduce::Gmp => "gmp",
-            Reduce::GapGmp => "gap+gmp",
-        }
+        self.as_str()
     }
 
     /// `[n, c, h, w]` → `[n, c']`.
@@ -61,29 +47,23 @@ impl Reduce {
     }
 }
 
-/// Options of [`extract`].
-#[derive(Clone, Debug)]
-pub struct ExtractOptions {
-    pub taps: Vec<String>,
-    pub reduce: Reduce,
-    pub batch: usize,
-    /// `(i, n)`: compute only the images whose content hash falls in shard `i` of `n`.
-    pub shard: Option<(usize, usize)>,
-    /// Images per cache chunk (what a killed run can lose at most).
-    pub chunk: usize,
-    pub quiet: bool,
-}
-
-impl Default for ExtractOptions {
-    fn default() -> Self {
-        ExtractOptions {
-            taps: vec!["last".into()],
-            reduce: Reduce::Gap,
-            batch: 32,
-            shard: None,
-            chunk: 64,
-            quiet: false,
-        }
+crate::options! {
+    /// Options of [`extract`] (`net.features(data, #{ ... })`).
+    pub struct ExtractOptions for "features" {
+        /// Tap names, or a preset: "last", "paper", "all".
+        taps: Names = Names(vec!["last".into()]),
+        /// How each feature map becomes a vector.
+        reduce: Reduce = Reduce::Gap,
+        /// Images per forward pass.
+        batch: usize = 32,
+        /// [i, n]: compute only the images whose content hash falls in shard i of n.
+        shard: Option<(usize, usize)> = None,
+        /// Images per cache chunk (what a killed run can lose at most).
+        chunk: usize = 64,
+        /// No progress bar.
+        quiet: bool = false,
+        /// Must name the network's device when given (create the network there instead).
+        device: Option<String> = None,
     }
 }
 
@@ -94,6 +74,13 @@ pub fn preprocess_for(net: &Network) -> Preprocess {
         interpolation: net.spec.interpolation,
         normalisation: net.spec.normalisation,
     }
+}
+
+/// Top-`k` classes of one image file by the network's own head, with softmax probabilities.
+pub fn classify(net: &Network, image: &std::path::Path, k: usize) -> Result<Vec<(usize, String, f64)>> {
+    let prep = Prepare { pre: preprocess_for(net), augment: None, seed: 0 };
+    let px = crate::data::loader::prepare_one(image, 0, &prep)?;
+    net.classify_pixels(&px, k)
 }
 
 /// Content hashes of every image of the dataset (read in parallel).
@@ -110,7 +97,7 @@ pub fn image_hashes(ds: &Dataset) -> Result<Vec<Hash>> {
 
 /// Extracts features of `ds` at the requested taps; cached rows are read, the rest computed.
 pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<FeatureSet> {
-    let taps = net.resolve_taps(&o.taps)?;
+    let taps = net.resolve_taps(&o.taps.0)?;
     let pre = preprocess_for(net);
     let setting = format!(
         "{}|{}|{}|{}",
@@ -226,7 +213,7 @@ fn compute(
     let rx = batches(
         paths,
         streams,
-        o.batch,
+        o.batch.max(1),
         Prepare {
             pre,
             augment: None,
@@ -271,7 +258,7 @@ fn compute(
         }
         pending_hashes.extend(batch.positions.iter().map(|p| hashes[missing[*p]]));
         bar.inc(batch.positions.len() as u64);
-        if pending_hashes.len() >= o.chunk {
+        if pending_hashes.len() >= o.chunk.max(1) {
             flush(&mut pending_hashes, &mut pending, caches)?;
         }
     }

@@ -13,63 +13,43 @@ use crate::rng::Rng;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
-/// Options of [`finetune`], with the paper's values as defaults.
-#[derive(Clone, Debug)]
-pub struct Options {
-    pub head_epochs: usize,
-    pub head_lr: f64,
-    pub epochs: usize,
-    pub lr: f64,
-    pub betas: (f64, f64),
-    pub weight_decay: f64,
-    pub batch: usize,
-    pub augment: bool,
-    pub device: Device,
-    pub seed: u64,
-    /// Where checkpoints go (one per epoch); `None` keeps everything in memory.
-    pub checkpoints: Option<PathBuf>,
-    pub resume: bool,
-    /// Mixed precision (CUDA only).
-    pub amp: bool,
-    /// Keep the backbone's batch-norm statistics fixed (eval mode) while only the head trains.
-    /// Off by default: PyTorch (and the paper's Keras) update them in train mode.
-    pub freeze_bn: bool,
-    pub quiet: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            head_epochs: 5,
-            head_lr: 1e-2,
-            epochs: 45,
-            lr: 1e-5,
-            betas: (0.99, 0.999),
-            weight_decay: 0.0,
-            batch: 32,
-            augment: true,
-            device: Device::Cpu,
-            seed: 0,
-            checkpoints: None,
-            resume: false,
-            amp: false,
-            freeze_bn: false,
-            quiet: false,
-        }
+crate::options! {
+    /// Options of [`finetune`] (`net.finetune(data, split, #{ ... })`), the paper's values as defaults.
+    pub struct Options for "finetune" {
+        /// Epochs of the head phase (new classifier trained, backbone frozen).
+        head_epochs: usize = 5,
+        /// Learning rate of the head phase.
+        head_lr: f64 = 1e-2,
+        /// Epochs of the whole network after the head phase.
+        epochs: usize = 45,
+        /// Learning rate of the whole-network phase.
+        lr: f64 = 1e-5,
+        /// Adam's betas.
+        betas: (f64, f64) = (0.99, 0.999),
+        /// L2 weight decay added to the gradient, as PyTorch's Adam does.
+        weight_decay: f64 = 0.0,
+        /// Images per step.
+        batch: usize = 32,
+        /// Random max-square crops, flips and 90° rotations of the training images.
+        augment: bool = true,
+        /// "cpu", "cuda" or "cuda:N"; () trains where the network lives.
+        device: Option<String> = None,
+        /// Seed of shuffling, augmentation and the new head.
+        seed: u64 = 0,
+        /// A folder for one checkpoint per epoch; () keeps everything in memory.
+        checkpoints: Option<PathBuf> = None,
+        /// Continue from the last checkpoint in `checkpoints`.
+        resume: bool = false,
+        /// Mixed precision (CUDA only).
+        amp: bool = false,
+        /// Keep the backbone's batch-norm statistics fixed while only the head trains (PyTorch and the paper's Keras update them).
+        freeze_bn: bool = false,
+        /// No progress bar.
+        quiet: bool = false,
     }
 }
 
-/// One epoch of the training curve.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Epoch {
-    pub epoch: usize,
-    /// `"head"` (backbone frozen) or `"full"`.
-    pub phase: String,
-    pub train_loss: f64,
-    pub val_loss: f64,
-    pub val_score: f64,
-    pub images_per_second: f64,
-}
+pub use crate::nets::Epoch;
 
 /// Adam as PyTorch implements it (L2 weight decay added to the gradient), with its state kept
 /// so that checkpoints resume exactly.
@@ -301,7 +281,11 @@ pub fn finetune(net: &Network, ds: &Dataset, split: &Split, o: &Options) -> Resu
             "fine-tuning needs non-empty train and val parts".into(),
         ));
     }
-    let mut model = net.duplicate(o.device)?;
+    let device = match &o.device {
+        Some(d) => crate::parse_device(d)?,
+        None => net.device(),
+    };
+    let mut model = net.duplicate(device)?;
     model.replace_head(ds.classes.clone(), o.seed);
     let total = o.head_epochs + o.epochs;
     let mut curve: Vec<Epoch> = Vec::new();
@@ -385,23 +369,23 @@ pub fn finetune(net: &Network, ds: &Dataset, split: &Split, o: &Options) -> Resu
         );
         let t0 = std::time::Instant::now();
         let (mut loss_sum, mut seen) = (0.0, 0usize);
-        for b in batches(paths, streams, o.batch, prep, 2) {
+        for b in batches(paths, streams, o.batch.max(1), prep, 2) {
             crate::cancel::check()?;
             let b = b?;
-            let x = b.tensor(o.device);
+            let x = b.tensor(device);
             let y = Tensor::from_slice(
                 &b.positions
                     .iter()
                     .map(|p| ds.items[order[*p]].label as i64)
                     .collect::<Vec<_>>(),
             )
-            .to_device(o.device);
+            .to_device(device);
             let loss = train_step(
                 &model,
                 &mut adam,
                 &x,
                 &y,
-                o.amp && o.device.is_cuda(),
+                o.amp && device.is_cuda(),
                 !(head && o.freeze_bn),
             );
             loss_sum += loss * b.positions.len() as f64;
@@ -414,7 +398,7 @@ pub fn finetune(net: &Network, ds: &Dataset, split: &Split, o: &Options) -> Resu
         }
         bar.finish_and_clear();
         let ips = seen as f64 / t0.elapsed().as_secs_f64();
-        let (val_loss, val_score) = validate(&model, ds, &split.val, o.batch)?;
+        let (val_loss, val_score) = validate(&model, ds, &split.val, o.batch.max(1))?;
         curve.push(Epoch {
             epoch,
             phase: if head { "head" } else { "full" }.into(),

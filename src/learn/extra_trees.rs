@@ -4,17 +4,41 @@
 //! Importances are the mean decrease of impurity (MDI), normalised to sum to 1.
 
 use super::{Classifier, Fitted, Matrix, Param};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::rng::Rng;
 use rayon::prelude::*;
 
-/// How many features to try at each node.
-#[derive(Clone, Debug, PartialEq)]
+/// How many features to try at each node: a count, or a rule over the number of features.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(untagged)]
 pub enum MaxFeatures {
     Count(usize),
-    Sqrt,
-    Half,
-    All,
+    Rule(FeatureRule),
+}
+
+crate::choice! {
+    /// A rule for the features tried at each node, over `d` features.
+    pub enum FeatureRule {
+        /// √d.
+        Sqrt = "sqrt",
+        /// d / 2.
+        Half = "half",
+        /// d.
+        All = "all",
+    }
+}
+
+impl crate::options::Kind for MaxFeatures {
+    fn kind() -> String {
+        format!("int ≥ 1 or {}", <FeatureRule as crate::options::Kind>::kind())
+    }
+}
+
+#[allow(non_upper_case_globals)]
+impl MaxFeatures {
+    pub const Sqrt: MaxFeatures = MaxFeatures::Rule(FeatureRule::Sqrt);
+    pub const Half: MaxFeatures = MaxFeatures::Rule(FeatureRule::Half);
+    pub const All: MaxFeatures = MaxFeatures::Rule(FeatureRule::All);
 }
 
 impl MaxFeatures {
@@ -22,33 +46,27 @@ impl MaxFeatures {
     pub fn resolve(&self, d: usize) -> usize {
         let k = match self {
             MaxFeatures::Count(k) => *k,
-            MaxFeatures::Sqrt => (d as f64).sqrt() as usize,
-            MaxFeatures::Half => d / 2,
-            MaxFeatures::All => d,
+            MaxFeatures::Rule(FeatureRule::Sqrt) => (d as f64).sqrt() as usize,
+            MaxFeatures::Rule(FeatureRule::Half) => d / 2,
+            MaxFeatures::Rule(FeatureRule::All) => d,
         };
         k.clamp(1, d.max(1))
     }
 }
 
-/// `extra_trees(#{ n_trees, max_features, min_samples_split, min_samples_leaf, seed })`.
-#[derive(Clone, Debug)]
-pub struct ExtraTrees {
-    pub n_trees: usize,
-    pub max_features: MaxFeatures,
-    pub min_samples_split: usize,
-    pub min_samples_leaf: usize,
-    pub seed: u64,
-}
-
-impl Default for ExtraTrees {
-    fn default() -> Self {
-        ExtraTrees {
-            n_trees: 100,
-            max_features: MaxFeatures::Sqrt,
-            min_samples_split: 2,
-            min_samples_leaf: 1,
-            seed: 0,
-        }
+crate::options! {
+    /// `extra_trees(#{ ... })`: its hyper-parameters.
+    pub struct ExtraTrees for "extra_trees" {
+        /// Number of trees.
+        n_trees: usize = 100,
+        /// Features tried at each node.
+        max_features: MaxFeatures = MaxFeatures::Sqrt,
+        /// Fewest samples a node needs to be split (≥ 2).
+        min_samples_split: usize = 2,
+        /// Fewest samples in a leaf (≥ 1).
+        min_samples_leaf: usize = 1,
+        /// Seed of the trees.
+        seed: u64 = 0,
     }
 }
 
@@ -330,7 +348,7 @@ impl Forest {
         k: usize,
         p: &ExtraTrees,
     ) -> Forest {
-        let trees = (0..p.n_trees)
+        let trees = (0..p.n_trees.max(1))
             .into_par_iter()
             .map(|t| grow(xt, n, d, y, k, p, &mut Rng::fork(p.seed, t as u64)))
             .collect();
@@ -388,35 +406,10 @@ impl Classifier for ExtraTrees {
         "extra_trees"
     }
     fn set(&mut self, key: &str, v: &Param) -> Result<()> {
-        match key {
-            "n_trees" | "n_estimators" => self.n_trees = v.as_usize(key)?.max(1),
-            "max_features" => {
-                self.max_features = match v {
-                    Param::Str(s) if s == "sqrt" => MaxFeatures::Sqrt,
-                    Param::Str(s) if s == "half" => MaxFeatures::Half,
-                    Param::Str(s) if s == "all" => MaxFeatures::All,
-                    Param::Int(n) if *n >= 1 => MaxFeatures::Count(*n as usize),
-                    _ => return Err(Error::Invalid(format!("max_features is 1..d, \"sqrt\", \"half\" or \"all\", got {v}"))),
-                }
-            }
-            "min_samples_split" => self.min_samples_split = v.as_usize(key)?.max(2),
-            "min_samples_leaf" => self.min_samples_leaf = v.as_usize(key)?.max(1),
-            "seed" => self.seed = v.as_usize(key)? as u64,
-            _ => return Err(Error::Invalid(format!("extra_trees has no parameter {key:?} (n_trees, max_features, min_samples_split, min_samples_leaf, seed)"))),
-        }
-        Ok(())
+        super::set_option(self, key, v)
     }
     fn params(&self) -> Vec<(String, Param)> {
-        let mf = match &self.max_features {
-            MaxFeatures::Count(n) => Param::Int(*n as i64),
-            MaxFeatures::Sqrt => Param::Str("sqrt".into()),
-            MaxFeatures::Half => Param::Str("half".into()),
-            MaxFeatures::All => Param::Str("all".into()),
-        };
-        vec![
-            ("n_trees".into(), Param::Int(self.n_trees as i64)),
-            ("max_features".into(), mf),
-        ]
+        super::option_params(self, &["n_trees", "max_features"])
     }
     fn needs_standardization(&self) -> bool {
         false

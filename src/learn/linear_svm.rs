@@ -7,22 +7,25 @@ use crate::error::{Error, Result};
 use crate::rng::Rng;
 use rayon::prelude::*;
 
-/// `linear_svm(#{ C, class_weight })`.
-#[derive(Clone, Debug)]
-pub struct LinearSvm {
-    pub c: f64,
-    /// `"balanced"` weighs each class by n / (k · n_class), as scikit-learn does.
-    pub balanced: bool,
-    pub tolerance: f64,
+crate::choice! {
+    /// How classes are weighed in the loss.
+    pub enum ClassWeight {
+        /// Every sample counts once.
+        Unweighted = "none",
+        /// Each class weighs n / (k · n_class), as scikit-learn's "balanced".
+        Balanced = "balanced",
+    }
 }
 
-impl Default for LinearSvm {
-    fn default() -> Self {
-        LinearSvm {
-            c: 1.0,
-            balanced: false,
-            tolerance: 1e-4,
-        }
+crate::options! {
+    /// `linear_svm(#{ ... })`: its hyper-parameters.
+    pub struct LinearSvm for "linear_svm" {
+        /// Inverse regularisation strength (> 0).
+        C: f64 = 1.0,
+        /// How classes are weighed.
+        class_weight: ClassWeight = ClassWeight::Unweighted,
+        /// Stopping tolerance of the dual solver.
+        tol: f64 = 1e-4,
     }
 }
 
@@ -197,44 +200,18 @@ impl Classifier for LinearSvm {
         "linear_svm"
     }
     fn set(&mut self, key: &str, v: &Param) -> Result<()> {
-        match key {
-            "C" | "c" => {
-                self.c = v.as_f64("C")?;
-                if !(self.c > 0.0) {
-                    return Err(Error::Invalid(format!("C must be > 0, got {}", self.c)));
-                }
-            }
-            "class_weight" => {
-                self.balanced = match v {
-                    Param::Str(s) if s == "balanced" => true,
-                    Param::Str(s) if s == "none" => false,
-                    _ => {
-                        return Err(Error::Invalid(
-                            "class_weight is \"balanced\" or \"none\"".into(),
-                        ))
-                    }
-                }
-            }
-            "tol" | "tolerance" => self.tolerance = v.as_f64("tol")?,
-            _ => {
-                return Err(Error::Invalid(format!(
-                    "linear_svm has no parameter {key:?} (C, class_weight, tol)"
-                )))
-            }
-        }
-        Ok(())
+        super::set_option(self, key, v)
     }
     fn params(&self) -> Vec<(String, Param)> {
-        let cw = if self.balanced { "balanced" } else { "none" };
-        vec![
-            ("C".into(), Param::Float(self.c)),
-            ("class_weight".into(), Param::Str(cw.into())),
-        ]
+        super::option_params(self, &["C", "class_weight"])
     }
     fn needs_standardization(&self) -> bool {
         true
     }
     fn fit(&self, x: &Matrix, y: &[usize], k: usize) -> Result<Box<dyn Fitted>> {
+        if !(self.C > 0.0) {
+            return Err(Error::Invalid(format!("linear_svm: C must be > 0, got {}", self.C)));
+        }
         let rows = (0..x.n)
             .map(|i| {
                 x.row(i)
@@ -250,9 +227,9 @@ impl Classifier for LinearSvm {
             y,
             x.d,
             k,
-            self.c,
-            self.balanced,
-            self.tolerance,
+            self.C,
+            self.class_weight == ClassWeight::Balanced,
+            self.tol,
         )?))
     }
     fn box_clone(&self) -> Box<dyn Classifier> {

@@ -32,6 +32,28 @@ impl std::fmt::Display for Param {
 }
 
 impl Param {
+    /// As a JSON value, for typed options.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Param::Float(v) => serde_json::Number::from_f64(*v)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number),
+            Param::Int(v) => (*v).into(),
+            Param::Str(s) => s.clone().into(),
+        }
+    }
+
+    /// From a JSON value of typed options (booleans and other values as text).
+    pub fn from_json(v: &serde_json::Value) -> Param {
+        match v {
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Param::Int(i),
+                None => Param::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            serde_json::Value::String(s) => Param::Str(s.clone()),
+            other => Param::Str(crate::options::value_literal(other)),
+        }
+    }
+
     /// As a float (ints convert).
     pub fn as_f64(&self, name: &str) -> Result<f64> {
         match self {
@@ -53,6 +75,19 @@ impl Param {
             ))),
         }
     }
+}
+
+/// Sets hyper-parameter `key` of a classifier whose parameters are an options struct.
+pub fn set_option<T: crate::options::Options>(o: &mut T, key: &str, v: &Param) -> Result<()> {
+    o.set(key, v.to_json())
+}
+
+/// The fields `keys` of an options struct as hyper-parameters (what summaries and results show).
+pub fn option_params<T: crate::options::Options>(o: &T, keys: &[&str]) -> Vec<(String, Param)> {
+    let all = o.to_object();
+    keys.iter()
+        .filter_map(|k| all.get(*k).map(|v| (k.to_string(), Param::from_json(v))))
+        .collect()
 }
 
 /// A dense row-major matrix of features.
@@ -223,6 +258,47 @@ impl Model {
     /// Feature importances, where the classifier has them.
     pub fn importances(&self) -> Option<Vec<f64>> {
         self.fitted.importances()
+    }
+
+    /// Importances joined with provenance (network, tap, channel), largest first.
+    pub fn importances_frame(&self) -> Result<polars::prelude::DataFrame> {
+        use polars::prelude::{Column, DataFrame};
+        let imp = self.importances_or_error()?;
+        let mut order: Vec<usize> = (0..imp.len()).collect();
+        order.sort_by(|a, b| imp[*b].total_cmp(&imp[*a]));
+        let c = &self.columns;
+        Ok(DataFrame::new(
+            order.len(),
+            vec![
+                Column::new("network".into(), order.iter().map(|i| c[*i].network.clone()).collect::<Vec<_>>()),
+                Column::new("tap".into(), order.iter().map(|i| c[*i].tap.clone()).collect::<Vec<_>>()),
+                Column::new("channel".into(), order.iter().map(|i| c[*i].channel as i64).collect::<Vec<_>>()),
+                Column::new("importance".into(), order.iter().map(|i| imp[*i]).collect::<Vec<_>>()),
+            ],
+        )?)
+    }
+
+    /// Importance summed by `"network"` or `"tap"`, in order of first appearance.
+    pub fn importance_share(&self, by: &str) -> Result<Vec<(String, f64)>> {
+        let imp = self.importances_or_error()?;
+        let mut share: Vec<(String, f64)> = Vec::new();
+        for (c, v) in self.columns.iter().zip(&imp) {
+            let key = match by {
+                "network" => c.network.clone(),
+                "tap" => format!("{}/{}", c.network, c.tap),
+                _ => return Err(Error::Invalid(format!("by is \"network\" or \"tap\", got {by:?}"))),
+            };
+            match share.iter_mut().find(|(k, _)| *k == key) {
+                Some(e) => e.1 += v,
+                None => share.push((key, *v)),
+            }
+        }
+        Ok(share)
+    }
+
+    fn importances_or_error(&self) -> Result<Vec<f64>> {
+        self.importances()
+            .ok_or_else(|| Error::Invalid(format!("{} has no importances", self.classifier.name())))
     }
 
     /// One line.

@@ -2,31 +2,24 @@
 //! `alpha`, on the CPU or a CUDA device through libtorch.
 
 use super::{Classifier, Fitted, Matrix, Param};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use tch::{nn, nn::Module, nn::OptimizerConfig, Device, Kind, Tensor};
 
-/// `perceptron(#{ lr, iterations, alpha, batch, seed, device })`.
-#[derive(Clone, Debug)]
-pub struct Perceptron {
-    pub lr: f64,
-    /// Number of minibatch steps.
-    pub iterations: usize,
-    pub alpha: f64,
-    pub batch: usize,
-    pub seed: u64,
-    pub device: Device,
-}
-
-impl Default for Perceptron {
-    fn default() -> Self {
-        Perceptron {
-            lr: 1e-3,
-            iterations: 1000,
-            alpha: 1e-4,
-            batch: 200,
-            seed: 0,
-            device: Device::Cpu,
-        }
+crate::options! {
+    /// `perceptron(#{ ... })`: its hyper-parameters.
+    pub struct Perceptron for "perceptron" {
+        /// Adam's learning rate.
+        lr: f64 = 1e-3,
+        /// Number of minibatch steps.
+        iterations: usize = 1000,
+        /// L2 penalty.
+        alpha: f64 = 1e-4,
+        /// Rows per minibatch.
+        batch: usize = 200,
+        /// Seed of the initialisation and the minibatch order.
+        seed: u64 = 0,
+        /// "cpu", "cuda" or "cuda:N".
+        device: String = "cpu".into(),
     }
 }
 
@@ -71,62 +64,39 @@ impl Classifier for Perceptron {
         "perceptron"
     }
     fn set(&mut self, key: &str, v: &Param) -> Result<()> {
-        match key {
-            "lr" => self.lr = v.as_f64(key)?,
-            "iterations" => self.iterations = v.as_usize(key)?.max(1),
-            "alpha" => self.alpha = v.as_f64(key)?,
-            "batch" => self.batch = v.as_usize(key)?.max(1),
-            "seed" => self.seed = v.as_usize(key)? as u64,
-            "device" => {
-                self.device = match v {
-                    Param::Str(s) => crate::parse_device(s)?,
-                    _ => {
-                        return Err(Error::Invalid(
-                            "device is \"cpu\", \"cuda\" or \"cuda:N\"".into(),
-                        ))
-                    }
-                }
-            }
-            _ => {
-                return Err(Error::Invalid(format!(
-                "perceptron has no parameter {key:?} (lr, iterations, alpha, batch, seed, device)"
-            )))
-            }
-        }
-        Ok(())
+        super::set_option(self, key, v)
     }
     fn params(&self) -> Vec<(String, Param)> {
-        vec![
-            ("lr".into(), Param::Float(self.lr)),
-            ("iterations".into(), Param::Int(self.iterations as i64)),
-        ]
+        super::option_params(self, &["lr", "iterations"])
     }
     fn needs_standardization(&self) -> bool {
         true
     }
     fn fit(&self, x: &Matrix, y: &[usize], k: usize) -> Result<Box<dyn Fitted>> {
-        let vs = nn::VarStore::new(self.device);
+        let device = crate::parse_device(&self.device)?;
+        let (iterations, batch) = (self.iterations.max(1), self.batch.max(1));
+        let vs = nn::VarStore::new(device);
         let mut rng = crate::rng::Rng::new(self.seed);
         tch::manual_seed(self.seed as i64);
         let layer = nn::linear(vs.root() / "fc", x.d as i64, k as i64, Default::default());
         let mut opt = nn::Adam::default().build(&vs, self.lr)?;
         let xt = Tensor::from_slice(&x.data)
             .reshape([x.n as i64, x.d as i64])
-            .to_device(self.device);
+            .to_device(device);
         let yt = Tensor::from_slice(&y.iter().map(|v| *v as i64).collect::<Vec<_>>())
-            .to_device(self.device);
+            .to_device(device);
         let mut order: Vec<i64> = (0..x.n as i64).collect();
         let mut pos = x.n;
-        for step in 0..self.iterations {
+        for step in 0..iterations {
             if step % 100 == 0 {
                 crate::cancel::check()?;
             }
-            if pos + self.batch.min(x.n) > x.n {
+            if pos + batch.min(x.n) > x.n {
                 rng.shuffle(&mut order);
                 pos = 0;
             }
-            let take = self.batch.min(x.n);
-            let idx = Tensor::from_slice(&order[pos..pos + take]).to_device(self.device);
+            let take = batch.min(x.n);
+            let idx = Tensor::from_slice(&order[pos..pos + take]).to_device(device);
             pos += take;
             let (xb, yb) = (xt.index_select(0, &idx), yt.index_select(0, &idx));
             let loss = layer.forward(&xb).cross_entropy_for_logits(&yb)

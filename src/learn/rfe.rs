@@ -8,6 +8,16 @@ use crate::error::{Error, Result};
 use crate::features::FeatureSet;
 use rayon::prelude::*;
 
+crate::options! {
+    /// The plain options of `rfe(clf, #{ ... })` (its `cv` is an object and read beside them).
+    pub struct RfeOptions for "rfe" {
+        /// Fraction of the original features removed per step (a count when ≥ 1).
+        step: f64 = 0.1,
+        /// k_min is the smallest subset whose CV score is within this of the best.
+        tolerance: f64 = 0.005,
+    }
+}
+
 /// `rfe(clf, #{ step, cv, tolerance })`.
 #[derive(Clone, Debug)]
 pub struct Rfe {
@@ -122,6 +132,20 @@ impl Rfe {
 }
 
 impl RfeResult {
+    /// The curve as a table: number of features, CV mean and std.
+    pub fn curve_frame(&self) -> Result<polars::prelude::DataFrame> {
+        use polars::prelude::{Column, DataFrame};
+        let c = &self.curve;
+        Ok(DataFrame::new(
+            c.len(),
+            vec![
+                Column::new("n_features".into(), c.iter().map(|c| c.0 as i64).collect::<Vec<_>>()),
+                Column::new("mean".into(), c.iter().map(|c| c.1).collect::<Vec<_>>()),
+                Column::new("std".into(), c.iter().map(|c| c.2).collect::<Vec<_>>()),
+            ],
+        )?)
+    }
+
     /// Keeps the selected columns of `f`.
     pub fn transform(&self, f: &FeatureSet) -> Result<FeatureSet> {
         if f.d != self.columns.len() {

@@ -76,6 +76,47 @@ impl Default for NetOptions {
     }
 }
 
+crate::options! {
+    /// The options map of `network(name, #{ ... })`; [`NetworkOptions::resolve`] gives [`NetOptions`].
+    pub struct NetworkOptions for "network" {
+        /// "imagenet" (found locally, never downloaded silently), "random", or a weight file.
+        weights: String = "imagenet".into(),
+        /// "cpu", "cuda" or "cuda:N".
+        device: String = "cpu".into(),
+        /// Seed of random weights.
+        seed: u64 = 0,
+        /// Refuse weight files with missing, unexpected or mis-shaped tensors.
+        strict: bool = true,
+    }
+}
+
+impl NetworkOptions {
+    /// The library options these stand for.
+    pub fn resolve(&self) -> Result<NetOptions> {
+        Ok(NetOptions {
+            weights: match self.weights.as_str() {
+                "imagenet" => Weights::ImageNet,
+                "random" => Weights::Random(self.seed),
+                path => Weights::File(path.into()),
+            },
+            device: crate::parse_device(&self.device)?,
+            strict: self.strict,
+        })
+    }
+}
+
+/// One epoch of the training curve.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Epoch {
+    pub epoch: usize,
+    /// `"head"` (backbone frozen) or `"full"`.
+    pub phase: String,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_score: f64,
+    pub images_per_second: f64,
+}
+
 /// A network ready for inference or training.
 pub struct Network {
     pub spec: &'static NetSpec,
@@ -89,7 +130,7 @@ pub struct Network {
     /// Content digest of the weights, part of every feature cache key.
     pub digest: String,
     /// The fine-tuning curve, when this network came from `finetune`.
-    pub curve: Vec<crate::finetune::Epoch>,
+    pub curve: Vec<Epoch>,
 }
 
 impl std::fmt::Debug for Network {
@@ -370,16 +411,11 @@ impl Network {
         (self.body.pre_logits)(&y, head_train).apply(&self.fc)
     }
 
-    /// Top-`k` classes of one image file, with softmax probabilities.
-    pub fn classify(&self, image: &Path, k: usize) -> Result<Vec<(usize, String, f64)>> {
-        let prep = crate::data::loader::Prepare {
-            pre: crate::features::extract::preprocess_for(self),
-            augment: None,
-            seed: 0,
-        };
-        let px = crate::data::loader::prepare_one(image, 0, &prep)?;
+    /// Top-`k` classes of one preprocessed image (`3 × size × size`, normalised), with softmax
+    /// probabilities.
+    pub fn classify_pixels(&self, px: &[f32], k: usize) -> Result<Vec<(usize, String, f64)>> {
         let s = self.spec.input_size;
-        let x = Tensor::from_slice(&px)
+        let x = Tensor::from_slice(px)
             .reshape([1, 3, s, s])
             .to_device(self.device());
         let p = tch::no_grad(|| self.logits(&x, false))
@@ -433,6 +469,58 @@ impl Network {
     }
 
     /// Number of parameters (weights and biases, not batch-norm statistics).
+    /// One line: name, taps, input size, weights.
+    pub fn describe(&self) -> String {
+        format!(
+            "Network {}: {} taps, input {}x{}, weights {}",
+            self.spec.name,
+            self.taps().len(),
+            self.spec.input_size,
+            self.spec.input_size,
+            self.weights_label
+        )
+    }
+
+    /// Each tap with its output shape for one image (one forward pass of a blank image).
+    pub fn summary_frame(&self) -> Result<polars::prelude::DataFrame> {
+        use polars::prelude::{Column, DataFrame};
+        let s = self.spec.input_size;
+        let x = Tensor::zeros([1, 3, s, s], (tch::Kind::Float, self.device()));
+        let taps = self.taps();
+        let outs = tch::no_grad(|| self.forward_taps(&x, &taps, false));
+        let shapes: Vec<String> = outs.iter().map(|o| format!("{:?}", &o.size()[1..])).collect();
+        let channels: Vec<i64> = outs.iter().map(|o| o.size()[1]).collect();
+        Ok(DataFrame::new(
+            taps.len(),
+            vec![
+                Column::new("tap".into(), taps),
+                Column::new("shape".into(), shapes),
+                Column::new("channels".into(), channels),
+            ],
+        )?)
+    }
+
+    /// The fine-tuning curve: epoch, phase, losses, validation score, images/s.
+    pub fn curve_frame(&self) -> Result<polars::prelude::DataFrame> {
+        use polars::prelude::{Column, DataFrame};
+        let c = &self.curve;
+        if c.is_empty() {
+            return Err(Error::Invalid("this network was not fine-tuned (use net.finetune)".into()));
+        }
+        let f = |g: fn(&Epoch) -> f64| c.iter().map(g).collect::<Vec<f64>>();
+        Ok(DataFrame::new(
+            c.len(),
+            vec![
+                Column::new("epoch".into(), c.iter().map(|e| e.epoch as i64).collect::<Vec<_>>()),
+                Column::new("phase".into(), c.iter().map(|e| e.phase.clone()).collect::<Vec<_>>()),
+                Column::new("train_loss".into(), f(|e| e.train_loss)),
+                Column::new("val_loss".into(), f(|e| e.val_loss)),
+                Column::new("val_score".into(), f(|e| e.val_score)),
+                Column::new("images_per_second".into(), f(|e| e.images_per_second)),
+            ],
+        )?)
+    }
+
     pub fn parameter_count(&self) -> i64 {
         self.vs
             .trainable_variables()

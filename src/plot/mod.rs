@@ -233,7 +233,7 @@ pub fn rfe(curve: &[(usize, f64, f64)], k_min: usize, path: &Path) -> Result<Pat
 }
 
 /// Fine-tuning curves: training and validation loss, validation score, per epoch.
-pub fn training(epochs: &[crate::finetune::Epoch], path: &Path) -> Result<PathBuf> {
+pub fn training(epochs: &[crate::nets::Epoch], path: &Path) -> Result<PathBuf> {
     let s = vec![
         (
             "train loss".to_string(),

@@ -5,7 +5,7 @@ use rhai::{Engine, Scope};
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
-use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::validate::Validator;
 use rustyline::{Context, Helper};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -26,7 +26,7 @@ impl Known {
         self.taps.clear();
         for (name, _, v) in scope.iter() {
             let ty = engine.map_type_name(v.type_name()).to_string();
-            if let Some(net) = v.clone().try_cast::<crate::script::api::Net>() {
+            if let Some(net) = v.clone().try_cast::<crate::script::networks::Net>() {
                 self.taps.extend(net.taps());
             }
             self.vars.push((name.to_string(), ty));
@@ -37,14 +37,12 @@ impl Known {
 /// The rustyline helper.
 pub struct PromptHelper {
     known: Rc<RefCell<Known>>,
-    parser: Engine,
 }
 
 impl PromptHelper {
     pub fn new(known: Rc<RefCell<Known>>) -> Self {
         PromptHelper {
             known,
-            parser: Engine::new_raw(),
         }
     }
 }
@@ -91,7 +89,10 @@ pub fn candidates(before: &str, known: &Known) -> (usize, Vec<String>) {
             out = help::entries()
                 .iter()
                 .filter(|e| e.receiver == Some(ty.as_str()) && e.name.starts_with(word))
-                .map(|e| format!("{}(", e.name))
+                .map(|e| match e.form {
+                    crate::script::registry::Form::Getter => e.name.clone(),
+                    _ => format!("{}(", e.name),
+                })
                 .collect();
         }
     } else {
@@ -141,37 +142,41 @@ impl Completer for PromptHelper {
     }
 }
 
-/// True when `src` fails to compile only because it ends too early.
+/// True when `src` fails to compile only because it ends too early: the error sits at the end of
+/// the input, so another line can still fix it. An error before the end is reported at once.
 pub fn incomplete(parser: &Engine, src: &str) -> bool {
     use rhai::ParseErrorType as P;
-    match parser.compile(src) {
-        Ok(_) => false,
-        Err(e) => {
-            let last_line = src.lines().count();
-            match &*e.0 {
-                P::UnexpectedEOF => true,
-                P::MissingToken(..) | P::MissingSymbol(..) | P::ExprExpected(..) => {
-                    e.1.line().is_none_or(|l| l >= last_line)
-                }
-                P::BadInput(le) => {
-                    matches!(le, rhai::LexError::UnterminatedString)
-                        || le.to_string().contains("Open string")
-                }
-                _ => false,
-            }
+    let Err(e) = parser.compile(src) else {
+        return false;
+    };
+    let unterminated = match &*e.0 {
+        P::BadInput(le) => {
+            matches!(le, rhai::LexError::UnterminatedString) || le.to_string().contains("Open string")
         }
+        _ => false,
+    };
+    if unterminated {
+        return true;
     }
+    let at_end = match (e.1.line(), e.1.position()) {
+        (None, _) => true,
+        (Some(line), col) => {
+            let (last_line, last_col) = last_char(src);
+            line > last_line || (line == last_line && col.unwrap_or(usize::MAX) > last_col)
+        }
+    };
+    at_end && matches!(&*e.0, P::UnexpectedEOF | P::MissingToken(..) | P::MissingSymbol(..) | P::ExprExpected(..))
 }
 
-impl Validator for PromptHelper {
-    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
-        Ok(if incomplete(&self.parser, ctx.input()) {
-            ValidationResult::Incomplete
-        } else {
-            ValidationResult::Valid(None)
-        })
-    }
+/// Line and column (1-based) of the last character that is not white space.
+fn last_char(src: &str) -> (usize, usize) {
+    let trimmed = src.trim_end();
+    let line = trimmed.lines().count().max(1);
+    let col = trimmed.lines().last().map_or(0, |l| l.chars().count());
+    (line, col)
 }
+
+impl Validator for PromptHelper {}
 
 impl Hinter for PromptHelper {
     type Hint = String;
@@ -190,6 +195,10 @@ mod tests {
         assert!(incomplete(&e, "let a = [1, 2,"));
         assert!(!incomplete(&e, "let a = 1;"));
         assert!(!incomplete(&e, "let a = ;;; )"));
+        assert!(incomplete(&e, "let s = \"abc"));
+        // A missing comma before the last line's first token: no further line can fix it.
+        assert!(!incomplete(&e, "let x = [1,2\n3];"));
+        assert!(incomplete(&e, "let x = [1,2,\n3"));
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub fn run() -> anyhow::Result<()> {
     let known = Rc::new(RefCell::new(Known::default()));
     let mut rl: Editor<PromptHelper, rustyline::history::DefaultHistory> = Editor::with_config(
         Config::builder()
-            .auto_add_history(true)
+            .auto_add_history(false)
             .max_history_size(10_000)?
             .build(),
     )?;
@@ -54,8 +54,9 @@ pub fn run() -> anyhow::Result<()> {
     );
     install_interrupt_handler();
     loop {
-        match rl.readline("patholab> ") {
+        match read_statement(&mut rl) {
             Ok(line) => {
+                let _ = rl.add_history_entry(line.as_str());
                 let _ = rl.append_history(&hist);
                 let input = line.trim();
                 if input.is_empty() {
@@ -82,6 +83,20 @@ pub fn run() -> anyhow::Result<()> {
     }
     let _ = rl.append_history(&hist);
     Ok(())
+}
+
+/// Reads one statement: more lines with a continuation prompt while the input is unfinished.
+fn read_statement(
+    rl: &mut Editor<PromptHelper, rustyline::history::DefaultHistory>,
+) -> rustyline::Result<String> {
+    let parser = Engine::new_raw();
+    let mut text = rl.readline("patholab> ")?;
+    while complete::incomplete(&parser, &text) {
+        let more = rl.readline("     ...> ")?;
+        text.push('\n');
+        text.push_str(&more);
+    }
+    Ok(text)
 }
 
 /// Ctrl-C while a statement runs sets the cancel flag (the prompt itself reads Ctrl-C as a key).

@@ -1,13 +1,23 @@
-//! The Rhai engine: every library object and function registered with its help text, the
-//! embedded `stdlib/` modules, and one conversion from library errors to script errors.
+//! The Rhai engine: every library object and function registered from its one declaration
+//! (`registry`), one module per object family, the embedded `stdlib/` modules, limits, and one
+//! conversion from library errors to script errors. This layer only adapts the library.
 
-pub mod api;
-
+pub mod baseline;
 pub mod convert;
+pub mod data;
+pub mod evaluation;
+pub mod features;
 pub mod help;
+pub mod learning;
 pub mod limits;
+pub mod networks;
+pub mod plots;
+pub mod registry;
 pub mod run;
 pub mod show;
+// TEMP: pub mod tables;
+
+use registry::{Api, Doc};
 
 use rhai::{Engine, EvalAltResult, Position, Scope};
 use std::path::PathBuf;
@@ -37,9 +47,30 @@ pub fn engine() -> Engine {
     engine.on_progress(|_| crate::cancel::requested().then(|| "interrupted (Ctrl-C)".into()));
     engine.on_print(|s| println!("{s}"));
     engine.on_debug(|s, _, pos| eprintln!("{pos:?}: {s}"));
-    api::register(&mut engine);
+    register(&mut engine);
     engine.set_module_resolver(resolver());
     engine
+}
+
+/// Registers every function on `engine` and returns their declarations, in topic order.
+pub fn register(engine: &mut Engine) -> Vec<Doc> {
+    let mut docs = Vec::new();
+    let families: &[(&str, fn(&mut Api))] = &[
+        ("prompt", help::register),
+        ("data", data::register),
+        ("networks", networks::register),
+        ("features", features::register),
+        ("learning", learning::register),
+        ("learning", baseline::register),
+        ("evaluation", evaluation::register),
+        // TEMP ("tables", tables::register),
+        ("plots", plots::register),
+    ];
+    for (topic, family) in families {
+        family(&mut Api::new(engine, &mut docs, topic));
+    }
+    show::register(engine);
+    docs
 }
 
 /// Resolves `import "name"` to an embedded `stdlib/` module, compiled with the calling engine.

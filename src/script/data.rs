@@ -1,0 +1,134 @@
+//! Script bindings of the `data` room: datasets, splits and slide-wise cross-validation.
+
+use super::convert::{indices, ints, options, strings};
+use super::registry::Api;
+use super::{to_rhai, RResult};
+use crate::data::split::{Cv, Split, SplitOptions};
+use crate::data::{Dataset, DatasetOptions};
+use crate::eval::table::Table;
+use rhai::{Array, Map};
+use std::sync::Arc;
+
+/// A script handle to a dataset.
+pub type DatasetRef = Arc<Dataset>;
+
+/// Opens a dataset and prints its warnings.
+pub fn open(path: &str, o: &DatasetOptions) -> RResult<DatasetRef> {
+    let ds = Dataset::open(path, &o.resolve()).map_err(to_rhai)?;
+    for w in &ds.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(Arc::new(ds))
+}
+
+fn split(ds: &Dataset, o: &SplitOptions) -> RResult<Split> {
+    Split::new(ds, o).map_err(to_rhai)
+}
+
+/// Registers datasets, splits and folds.
+pub fn register(api: &mut Api) {
+    api.engine()
+        .register_type_with_name::<DatasetRef>("Dataset")
+        .register_type_with_name::<Split>("Split")
+        .register_type_with_name::<Cv>("Cv");
+
+    api.func(
+        "dataset(path: String) -> Dataset",
+        "Opens an ImageFolder tree (<root>/<class>/<image>), a CSV manifest (path,label,slide[,split]),\n\"demo\" (BCCD white blood cells, built in) or \"demo:kather\" (Kather 2016 tiles).",
+        r#"let d = dataset("demo");"#,
+        |p: &str| open(p, &DatasetOptions::default()),
+    );
+    api.func(
+        "dataset(path: String, options: Map) -> Dataset",
+        "Opens a dataset with options: where slide ids come from, manifest columns, bad files.",
+        r#"let d = dataset("demo:kather", #{ slide: "CRC-Prim-HE-\\d+", on_error: "skip" });"#,
+        |p: &str, m: Map| open(p, &options(&m)?),
+    )
+    .options::<DatasetOptions>();
+    api.method("Dataset", "data.len() -> int", "Number of images.", "data.len()", |d: &mut DatasetRef| {
+        d.len() as i64
+    });
+    api.method("Dataset", "data.classes() -> Array", "Class names, in label order.", "data.classes()", |d: &mut DatasetRef| {
+        strings(&d.classes)
+    });
+    api.method(
+        "Dataset",
+        "data.summary() -> String",
+        "Images and slides per class, images per slide, warnings and skipped files.",
+        "print(data.summary());",
+        |d: &mut DatasetRef| d.summary(),
+    );
+    api.method(
+        "Dataset",
+        "data.table() -> Table",
+        "One row per image: path, label, slide, split, width, height.",
+        "data.table().head(3)",
+        |d: &mut DatasetRef| d.frame().map(Table).map_err(to_rhai),
+    );
+    api.method(
+        "Dataset",
+        "data.subset(rows: Array) -> Dataset",
+        "The images at these positions.",
+        "data.subset(split.test)",
+        |d: &mut DatasetRef, a: Array| -> RResult<DatasetRef> {
+            let rows = indices(&a, "rows")?;
+            if let Some(bad) = rows.iter().find(|i| **i >= d.len()) {
+                return Err(format!("row {bad} is out of range: the dataset has {} images", d.len()).into());
+            }
+            Ok(Arc::new(d.subset(&rows)))
+        },
+    );
+    api.method(
+        "Dataset",
+        "data.split(options: Map) -> Split",
+        "Train/val/test parts by slide, stratified by class as far as slides allow.\nA manifest's split column is used when every image has one.",
+        "let s = data.split(#{ train: 0.6, val: 0.2, test: 0.2, seed: 1 });",
+        |d: &mut DatasetRef, m: Map| split(d, &options(&m)?),
+    )
+    .options::<SplitOptions>();
+    api.method(
+        "Dataset",
+        "data.split() -> Split",
+        "The default 60/20/20 slide-wise split, seed 0.",
+        "let s = data.split();",
+        |d: &mut DatasetRef| split(d, &SplitOptions::default()),
+    );
+    api.getter("Split", "split.train -> Array", "Positions of the training images.", "split.train.len()", |s: &mut Split| {
+        ints(&s.train)
+    });
+    api.getter("Split", "split.val -> Array", "Positions of the validation images.", "split.val.len()", |s: &mut Split| {
+        ints(&s.val)
+    });
+    api.getter("Split", "split.test -> Array", "Positions of the test images.", "split.test.len()", |s: &mut Split| {
+        ints(&s.test)
+    });
+    api.getter(
+        "Split",
+        "split.train_val -> Array",
+        "Positions of the training and validation images together (what the paper tunes on).",
+        "split.train_val.len()",
+        |s: &mut Split| ints(&s.train_val()),
+    );
+    api.method(
+        "Split",
+        "split.audit() -> String",
+        "Images, slides and classes per part, and whether any slide is shared.",
+        "print(split.audit());",
+        |s: &mut Split| s.audit(),
+    );
+    api.func(
+        "slide_kfold(k: int) -> Cv",
+        "k folds of whole slides, stratified by class as far as slides allow.",
+        "let cv = slide_kfold(5);",
+        |k: i64| Cv::SlideKFold { k: k.max(0) as usize, seed: 0 },
+    );
+    api.func(
+        "slide_kfold(k: int, seed: int) -> Cv",
+        "Like slide_kfold(k) with another assignment of slides.",
+        "let cv = slide_kfold(5, 42);",
+        |k: i64, s: i64| Cv::SlideKFold { k: k.max(0) as usize, seed: s.max(0) as u64 },
+    );
+    api.func("leave_one_slide_out() -> Cv", "One fold per slide.", "let cv = leave_one_slide_out();", || {
+        Cv::LeaveOneSlideOut
+    });
+}

@@ -1,0 +1,35 @@
+//! What the integration tests share to drive the real binary: a command with its own feature
+//! cache (never the user's), and a way to run script text from a file.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A cache folder for this test process, under the system's temporary folder.
+pub fn cache() -> PathBuf {
+    std::env::temp_dir().join(format!("patholab-test-cache-{}", std::process::id()))
+}
+
+/// The binary, with a feature cache of this test process.
+pub fn patholab() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_patholab"));
+    c.env("PATHOLAB_CACHE", cache());
+    c
+}
+
+/// Runs `script` (its text) as a file in `dir` with `patholab run`, binding `sets`.
+pub fn run_script(dir: &Path, script: &str, sets: &[&str]) -> Output {
+    let file = dir.join("script.rhai");
+    std::fs::write(&file, script).unwrap();
+    let mut c = patholab();
+    c.current_dir(dir).arg("run").arg(&file);
+    for s in sets {
+        c.args(["--set", s]);
+    }
+    c.output().unwrap()
+}
+
+/// stdout and stderr together, for messages.
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
