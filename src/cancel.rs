@@ -29,3 +29,9 @@ pub fn check() -> Result<()> {
         Ok(())
     }
 }
+
+/// Makes Ctrl-C (SIGINT) request a stop instead of killing the process; the prompt and the
+/// script runner install it once.
+pub fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(request);
+}

@@ -38,8 +38,8 @@ fn an_unknown_key_in_each_option_map_is_named_with_a_suggestion() {
 fn more_option_maps_reject_unknown_keys() {
     let dir = tempfile::tempdir().unwrap();
     for (line, error) in [
-        (r#"et_fl(#{ n_subwindow: 10 })"#, "n_subwindow"),
-        (r#"slide_kfold(3, #{ scorng: "pooled" })"#, "scorng"),
+        (r#"et_fl(#{ n_subwindow: 10 })"#, "unknown option `n_subwindow` for et_fl; did you mean `n_subwindows`?"),
+        (r#"slide_kfold(3, #{ scorng: "pooled" })"#, "unknown option `scorng` for slide_kfold; did you mean `scoring`?"),
         (r#"let f = network("efficientnet_lite0", #{ weights: "random" }).features(dataset("demo:kather"), #{ quiet: true }); f.select(#{ tapp: "x" })"#, "unknown option `tapp` for select"),
         (r#"let f = network("efficientnet_lite0", #{ weights: "random" }).features(dataset("demo:kather"), #{ quiet: true }); tune(linear_svm(), f, #{ c: [1.0] }, slide_kfold(3))"#, "did you mean `C`?"),
     ] {

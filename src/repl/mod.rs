@@ -52,7 +52,8 @@ pub fn run() -> anyhow::Result<()> {
             "not available"
         }
     );
-    install_interrupt_handler();
+    // Ctrl-C while a statement runs sets the cancel flag (the prompt itself reads Ctrl-C as a key).
+    crate::cancel::install_interrupt_handler();
     loop {
         match read_statement(&mut rl) {
             Ok(line) => {
@@ -99,10 +100,6 @@ fn read_statement(
     Ok(text)
 }
 
-/// Ctrl-C while a statement runs sets the cancel flag (the prompt itself reads Ctrl-C as a key).
-pub fn install_interrupt_handler() {
-    let _ = ctrlc::set_handler(crate::cancel::request);
-}
 
 /// Runs one input at the prompt; errors are printed with a caret and every variable survives.
 /// Functions defined at the prompt are kept in `functions` for later inputs.

@@ -45,6 +45,22 @@ pub fn register(api: &mut Api) {
         |p: &str, m: Map| open(p, &options(&m)?),
     )
     .options::<DatasetOptions>();
+    api.func(
+        "dataset(spec: Map) -> Dataset",
+        "Opens the dataset a map describes: its path, an optional name (for results) and any dataset option,
+so a study script takes a folder with its slide rule as one value.",
+        r#"let d = dataset(#{ path: "demo:kather", name: "kather", slide: "CRC-Prim-HE-\\d+" });"#,
+        |m: Map| -> RResult<DatasetRef> {
+            let mut m = m;
+            let path = m.remove("path").ok_or("a dataset spec needs a path: #{ path: \"...\", ... }")?;
+            let path = path.into_string().map_err(|t| format!("the path of a dataset spec is a string, got {t}"))?;
+            m.remove("name");
+            open(&path, &options(&m)?)
+        },
+    )
+    .options::<DatasetOptions>()
+    .extra_option("path", "string", "(required)", "The folder, manifest or demo name.")
+    .extra_option("name", "string", "the path", "The name results use for this dataset.");
     api.method("Dataset", "data.len() -> int", "Number of images.", "data.len()", |d: &mut DatasetRef| {
         d.len() as i64
     });

@@ -110,7 +110,7 @@ pub fn register(api: &mut Api) {
         "Results",
         "r.add(row: Map)",
         "Appends a row; score is required.",
-        r#"r.add(#{ dataset: "bccd", strategy: "last layer", score: 0.8 });"#,
+        r#"let r1 = results(); r1.add(#{ dataset: "bccd", strategy: "last layer", score: 0.8 });"#,
         |r: &mut ResultsRef, m: Map| -> RResult<()> {
             if !m.contains_key("score") {
                 return Err("a result row needs a score".into());

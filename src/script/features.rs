@@ -92,7 +92,7 @@ pub fn register(api: &mut Api) {
         "FeatureSet",
         "f.merge(g: FeatureSet) -> FeatureSet",
         "Columns of both sets for the same images (merge layers or networks).",
-        "let both = f.merge(f);",
+        "let both = f.select([0, 1]).merge(f.select([2, 3]));",
         |f: &mut FeatureSet, g: FeatureSet| f.merge(&g).map_err(to_rhai),
     );
     api.method(

@@ -75,16 +75,18 @@ pub fn help(what: Option<&str>) -> String {
 pub fn text(e: &Doc) -> String {
     let mut s = format!("{}\n  {}", e.signature, e.doc.replace('\n', "\n  "));
     if let Some(o) = &e.options {
-        s += &format!("\n  options:\n{}", option_lines(o, "    "));
+        s += &format!("\n  options (name, type, default, meaning):\n{}", option_lines(o, "    "));
     }
     s + format!("\n  example: {}", e.example).as_str()
 }
 
 fn option_lines(o: &OptionList, indent: &str) -> String {
-    let w = o.fields.iter().map(|f| f.name.len()).max().unwrap_or(0);
+    let w = o.fields.iter().map(|f| f.name.chars().count()).max().unwrap_or(0);
+    let kw = o.fields.iter().map(|f| f.kind.chars().count()).max().unwrap_or(0);
+    let dw = o.fields.iter().map(|f| f.default.chars().count()).max().unwrap_or(0);
     o.fields
         .iter()
-        .map(|f| format!("{indent}{:<w$}  {}  (default {})  {}", f.name, f.kind, f.default, f.doc.trim()))
+        .map(|f| format!("{indent}{:<w$}  {:<kw$}  {:<dw$}  {}", f.name, f.kind, f.default, f.doc.trim()))
         .collect::<Vec<_>>()
         .join("\n")
 }

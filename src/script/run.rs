@@ -23,7 +23,7 @@ pub fn run_file(path: &Path, sets: &[String]) -> Result<(), String> {
     let ast = engine
         .compile_with_scope(&scope, &source)
         .map_err(|e| format_at(&e.0.to_string(), e.1, &source, Some(&file)))?;
-    crate::repl::install_interrupt_handler();
+    crate::cancel::install_interrupt_handler();
     super::limits::guarded(|| engine.run_ast_with_scope(&mut scope, &ast))
         .map_err(|e| format_error(&e, &source, Some(&file)))
 }
