@@ -17,7 +17,7 @@ pub mod weights;
 
 use crate::error::{Context, Error, Result};
 use layers::Step;
-use registry::{Family, NetSpec};
+use registry::NetSpec;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Tensor};
@@ -139,18 +139,6 @@ impl std::fmt::Debug for Network {
     }
 }
 
-fn build_body(p: &nn::Path, family: Family) -> Body {
-    match family {
-        Family::EfficientNetLite(v) => efficientnet_lite::build(p, v),
-        Family::ResNet(d) => resnet::build(p, d),
-        Family::DenseNet(d) => densenet::build(p, d),
-        Family::Vgg(d) => vgg::build(p, d),
-        Family::MobileNetV1 => mobilenet_v1::build(p),
-        Family::MobileNetV2 => mobilenet_v2::build(p),
-        Family::InceptionV3 => inception_v3::build(p),
-        Family::InceptionResNetV2 => inception_resnet_v2::build(p),
-    }
-}
 
 /// The folder weight files are kept in: `$PATHOLAB_WEIGHTS` or `~/.cache/patholab/weights`.
 pub fn weights_dir() -> PathBuf {
@@ -263,7 +251,7 @@ impl Network {
         }
         let mut vs = nn::VarStore::new(opts.device);
         let root = vs.root();
-        let body = build_body(&root, spec.family);
+        let body = (spec.build)(&root);
         let fc = nn::linear(
             dotted(&root, &body.fc_path),
             body.fc_in,
@@ -353,7 +341,7 @@ impl Network {
                 "last" => {
                     chosen.insert(all.last().unwrap().clone());
                 }
-                "paper" => chosen.extend(registry::paper_taps(self.spec, &all)),
+                "paper" => chosen.extend((self.spec.paper_taps)(&all)),
                 "all" => chosen.extend(all.iter().cloned()),
                 name if all.iter().any(|t| t == name) => {
                     chosen.insert(name.to_string());

@@ -27,18 +27,6 @@ pub enum Interpolation {
     Bicubic,
 }
 
-/// The architecture family and its variant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    EfficientNetLite(usize),
-    ResNet(usize),
-    DenseNet(usize),
-    Vgg(usize),
-    MobileNetV1,
-    MobileNetV2,
-    InceptionV3,
-    InceptionResNetV2,
-}
 
 /// A place weights can be had from.
 #[derive(Clone, Copy, Debug)]
@@ -56,11 +44,22 @@ pub enum Source {
     },
 }
 
-/// One registry entry.
-#[derive(Clone, Copy, Debug)]
+impl std::fmt::Debug for NetSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NetSpec({}, {})", self.name, self.family)
+    }
+}
+
+/// One registry entry: adding a network is an architecture file and one of these.
+#[derive(Clone, Copy)]
 pub struct NetSpec {
     pub name: &'static str,
-    pub family: Family,
+    /// The architecture family, for summaries.
+    pub family: &'static str,
+    /// Builds the architecture's stages under a variable-store path.
+    pub build: fn(&tch::nn::Path) -> super::Body,
+    /// The cut points of PAPER.md (the "paper" preset), given every tap in forward order.
+    pub paper_taps: fn(&[String]) -> Vec<String>,
     pub input_size: i64,
     pub interpolation: Interpolation,
     pub normalisation: Normalisation,
@@ -75,7 +74,6 @@ const fn hf(repo: &'static str) -> Source {
     }
 }
 
-use Family::*;
 use Interpolation::*;
 use Normalisation::*;
 
@@ -83,7 +81,9 @@ use Normalisation::*;
 pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "efficientnet_lite0",
-        family: EfficientNetLite(0),
+        family: "EfficientNet-Lite",
+        build: |p| super::efficientnet_lite::build(p, 0),
+        paper_taps: |_| super::efficientnet_lite::stage_ends(0),
         input_size: 224,
         interpolation: Bilinear,
         normalisation: Inception,
@@ -94,7 +94,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "efficientnet_lite1",
-        family: EfficientNetLite(1),
+        family: "EfficientNet-Lite",
+        build: |p| super::efficientnet_lite::build(p, 1),
+        paper_taps: |_| super::efficientnet_lite::stage_ends(1),
         input_size: 240,
         interpolation: Bilinear,
         normalisation: Inception,
@@ -105,7 +107,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "efficientnet_lite2",
-        family: EfficientNetLite(2),
+        family: "EfficientNet-Lite",
+        build: |p| super::efficientnet_lite::build(p, 2),
+        paper_taps: |_| super::efficientnet_lite::stage_ends(2),
         input_size: 260,
         interpolation: Bilinear,
         normalisation: Inception,
@@ -116,7 +120,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "efficientnet_lite3",
-        family: EfficientNetLite(3),
+        family: "EfficientNet-Lite",
+        build: |p| super::efficientnet_lite::build(p, 3),
+        paper_taps: |_| super::efficientnet_lite::stage_ends(3),
         input_size: 280,
         interpolation: Bilinear,
         normalisation: Inception,
@@ -124,7 +130,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "efficientnet_lite4",
-        family: EfficientNetLite(4),
+        family: "EfficientNet-Lite",
+        build: |p| super::efficientnet_lite::build(p, 4),
+        paper_taps: |_| super::efficientnet_lite::stage_ends(4),
         input_size: 300,
         interpolation: Bilinear,
         normalisation: Inception,
@@ -132,7 +140,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "resnet18",
-        family: ResNet(18),
+        family: "ResNet",
+        build: |p| super::resnet::build(p, 18),
+        paper_taps: without_stem_pool,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -140,7 +150,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "resnet34",
-        family: ResNet(34),
+        family: "ResNet",
+        build: |p| super::resnet::build(p, 34),
+        paper_taps: without_stem_pool,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -148,7 +160,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "resnet50",
-        family: ResNet(50),
+        family: "ResNet",
+        build: |p| super::resnet::build(p, 50),
+        paper_taps: without_stem_pool,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -156,7 +170,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "resnet101",
-        family: ResNet(101),
+        family: "ResNet",
+        build: |p| super::resnet::build(p, 101),
+        paper_taps: without_stem_pool,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -164,7 +180,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "resnet152",
-        family: ResNet(152),
+        family: "ResNet",
+        build: |p| super::resnet::build(p, 152),
+        paper_taps: without_stem_pool,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -172,7 +190,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "densenet121",
-        family: DenseNet(121),
+        family: "DenseNet",
+        build: |p| super::densenet::build(p, 121),
+        paper_taps: every_tap,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -180,7 +200,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "densenet169",
-        family: DenseNet(169),
+        family: "DenseNet",
+        build: |p| super::densenet::build(p, 169),
+        paper_taps: every_tap,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -188,7 +210,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "densenet201",
-        family: DenseNet(201),
+        family: "DenseNet",
+        build: |p| super::densenet::build(p, 201),
+        paper_taps: every_tap,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -196,7 +220,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "vgg16",
-        family: Vgg(16),
+        family: "VGG",
+        build: |p| super::vgg::build(p, 16),
+        paper_taps: every_tap,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -204,7 +230,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "vgg19",
-        family: Vgg(19),
+        family: "VGG",
+        build: |p| super::vgg::build(p, 19),
+        paper_taps: every_tap,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -212,7 +240,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "mobilenet_v1",
-        family: MobileNetV1,
+        family: "MobileNetV1",
+        build: super::mobilenet_v1::build,
+        paper_taps: every_tap,
         input_size: 224,
         interpolation: Bicubic,
         normalisation: Inception,
@@ -220,7 +250,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "inception_v3",
-        family: InceptionV3,
+        family: "InceptionV3",
+        build: super::inception_v3::build,
+        paper_taps: every_tap,
         input_size: 299,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -228,7 +260,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "inception_resnet_v2",
-        family: InceptionResNetV2,
+        family: "InceptionResNetV2",
+        build: super::inception_resnet_v2::build,
+        paper_taps: |_| super::inception_resnet_v2::paper_taps(),
         input_size: 299,
         interpolation: Bicubic,
         normalisation: Inception,
@@ -236,7 +270,9 @@ pub const NETWORKS: &[NetSpec] = &[
     },
     NetSpec {
         name: "mobilenet_v2",
-        family: MobileNetV2,
+        family: "MobileNetV2",
+        build: super::mobilenet_v2::build,
+        paper_taps: every_tap,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -255,17 +291,12 @@ pub fn names() -> Vec<&'static str> {
     NETWORKS.iter().map(|s| s.name).collect()
 }
 
-/// The cut points of PAPER.md for the networks it studied; block outputs for the others.
-pub fn paper_taps(spec: &NetSpec, all: &[String]) -> Vec<String> {
-    match spec.family {
-        ResNet(_) => all
-            .iter()
-            .filter(|t| t.as_str() != "maxpool")
-            .cloned()
-            .collect(),
-        DenseNet(_) => all.to_vec(),
-        EfficientNetLite(v) => super::efficientnet_lite::stage_ends(v),
-        InceptionResNetV2 => super::inception_resnet_v2::paper_taps(),
-        MobileNetV1 | MobileNetV2 | Vgg(_) | InceptionV3 => all.to_vec(),
-    }
+/// Every tap is a cut point (DenseNet's blocks, VGG's and MobileNet's stages, Inception's mixed blocks).
+fn every_tap(all: &[String]) -> Vec<String> {
+    all.to_vec()
+}
+
+/// ResNet: the four stages (the stem's pooling is no cut point).
+fn without_stem_pool(all: &[String]) -> Vec<String> {
+    all.iter().filter(|t| t.as_str() != "maxpool").cloned().collect()
 }

@@ -66,7 +66,7 @@ pub fn register(api: &mut Api) {
         "Each tap with its output shape for one image; prints the parameter count and weights.",
         "net.summary()",
         |n: &mut Net| -> RResult<Table> {
-            println!("{} ({:?}), {} parameters, weights: {}", n.spec.name, n.spec.family, n.parameter_count(), n.weights_label);
+            println!("{} ({}), {} parameters, weights: {}", n.spec.name, n.spec.family, n.parameter_count(), n.weights_label);
             n.summary_frame().map(Table).map_err(to_rhai)
         },
     );
