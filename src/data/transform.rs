@@ -145,6 +145,24 @@ mod tests {
         assert_eq!(f, px);
     }
 
+    /// A 3×3 image whose pixel at (row, col) is (v, v + 100, v + 200) with v = 3·row + col + 1.
+    fn grid(layout: [[u8; 3]; 3]) -> Vec<u8> {
+        layout.iter().flatten().flat_map(|v| [*v, v + 100, v + 200]).collect()
+    }
+
+    #[test]
+    fn each_transform_moves_pixels_where_it_should() {
+        let px = grid([[1, 2, 3], [4, 5, 6], [7, 8, 9]]);
+        // A quarter turn clockwise (np.rot90(x, -1)).
+        assert_eq!(rotate90(&px, 3), grid([[7, 4, 1], [8, 5, 2], [9, 6, 3]]));
+        let mut h = px.clone();
+        flip_horizontal(&mut h, 3);
+        assert_eq!(h, grid([[3, 2, 1], [6, 5, 4], [9, 8, 7]]));
+        let mut v = px.clone();
+        flip_vertical(&mut v, 3);
+        assert_eq!(v, grid([[7, 8, 9], [4, 5, 6], [1, 2, 3]]));
+    }
+
     #[test]
     fn max_square_of_a_wide_image_is_centred() {
         // 6x2 image: left third black, middle white, right third black; the centred 2x2 is white.

@@ -12,6 +12,10 @@ use crate::nets::Network;
 use rayon::prelude::*;
 use tch::{Device, Tensor};
 
+/// Version of the preprocessing and reduction code, in every feature cache key with the network
+/// family's own version: bump it with any change that alters the numbers.
+pub const VERSION: u32 = 1;
+
 crate::choice! {
     /// How a tap's feature map becomes a vector.
     pub enum Reduce {
@@ -100,11 +104,13 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
     let taps = net.resolve_taps(&o.taps.0)?;
     let pre = preprocess_for(net);
     let setting = format!(
-        "{}|{}|{}|{}",
+        "{}|{}|{}|{}|code {}.{}",
         net.spec.name,
         net.digest,
         pre.key(),
-        o.reduce.name()
+        o.reduce.name(),
+        net.spec.version,
+        VERSION
     );
     let dir = cache::model_dir(net.spec.name, &setting);
     std::fs::create_dir_all(&dir).at(&dir)?;

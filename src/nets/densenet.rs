@@ -1,5 +1,9 @@
 //! DenseNet 121/169/201 with torchvision's parameter names (`features.denseblock1.denselayer1.norm1`).
 
+/// Version of this family's computation, in every feature cache key: bump it with any change
+/// that alters the numbers (`tests/code_version.rs` fails until you do).
+pub const VERSION: u32 = 1;
+
 use super::layers::batch_norm;
 use super::{Body, Stage};
 use tch::{nn, Tensor};

@@ -1,6 +1,10 @@
 //! EfficientNet-Lite 0–4 with the parameter names of the PyPI package `efficientnet-lite-pytorch`
 //! (`_conv_stem`, `_blocks.N._depthwise_conv`, …), whose real ImageNet weights load unchanged.
 
+/// Version of this family's computation, in every feature cache key: bump it with any change
+/// that alters the numbers (`tests/code_version.rs` fails until you do).
+pub const VERSION: u32 = 1;
+
 use super::layers::{pad_same, ConvBn, ConvOpts};
 use super::{Body, Stage};
 use tch::{nn, Tensor};

@@ -1,6 +1,10 @@
 //! Inception-ResNet-V2 with timm's parameter names (`conv2d_1a`, `mixed_5b.branch1.0`,
 //! `repeat.N`, `repeat_1.N`, `repeat_2.N`, `block8`, `conv2d_7b`, `classif`). Input 299×299.
 
+/// Version of this family's computation, in every feature cache key: bump it with any change
+/// that alters the numbers (`tests/code_version.rs` fails until you do).
+pub const VERSION: u32 = 1;
+
 use super::layers::{chain, BasicConv};
 use super::{Body, Stage};
 use tch::{nn, Tensor};

@@ -1,6 +1,10 @@
 //! Inception V3 with torchvision's parameter names (`Conv2d_1a_3x3.conv`, `Mixed_5b.branch1x1`, …;
 //! timm's `inception_v3.tv_in1k` uses the same). Input 299×299.
 
+/// Version of this family's computation, in every feature cache key: bump it with any change
+/// that alters the numbers (`tests/code_version.rs` fails until you do).
+pub const VERSION: u32 = 1;
+
 use super::layers::{chain, BasicConv};
 use super::{Body, Stage};
 use tch::{nn, Tensor};

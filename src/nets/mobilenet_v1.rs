@@ -1,6 +1,10 @@
 //! MobileNetV1 (width 1.0) with timm's parameter names (`timm/mobilenetv1_100.*`:
 //! `conv_stem`, `bn1`, `blocks.S.B.conv_dw/bn1/conv_pw/bn2`, `classifier`).
 
+/// Version of this family's computation, in every feature cache key: bump it with any change
+/// that alters the numbers (`tests/code_version.rs` fails until you do).
+pub const VERSION: u32 = 1;
+
 use super::layers::{conv_bn, ConvOpts};
 use super::{Body, Stage};
 

@@ -1,5 +1,9 @@
 //! MobileNetV2 (width 1.0) with torchvision's parameter names (`features.N.conv.M`).
 
+/// Version of this family's computation, in every feature cache key: bump it with any change
+/// that alters the numbers (`tests/code_version.rs` fails until you do).
+pub const VERSION: u32 = 1;
+
 use super::layers::{conv_bn, ConvBn, ConvOpts};
 use super::{Body, Stage};
 use tch::{nn, Tensor};

@@ -60,6 +60,9 @@ pub struct NetSpec {
     pub build: fn(&tch::nn::Path) -> super::Body,
     /// The cut points of PAPER.md (the "paper" preset), given every tap in forward order.
     pub paper_taps: fn(&[String]) -> Vec<String>,
+    /// Version of the family's computation, part of every feature cache key: bumped by any change
+    /// of the architecture code that alters its numbers (`tests/code_version.rs` enforces it).
+    pub version: u32,
     pub input_size: i64,
     pub interpolation: Interpolation,
     pub normalisation: Normalisation,
@@ -82,6 +85,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "efficientnet_lite0",
         family: "EfficientNet-Lite",
+        version: super::efficientnet_lite::VERSION,
         build: |p| super::efficientnet_lite::build(p, 0),
         paper_taps: |_| super::efficientnet_lite::stage_ends(0),
         input_size: 224,
@@ -95,6 +99,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "efficientnet_lite1",
         family: "EfficientNet-Lite",
+        version: super::efficientnet_lite::VERSION,
         build: |p| super::efficientnet_lite::build(p, 1),
         paper_taps: |_| super::efficientnet_lite::stage_ends(1),
         input_size: 240,
@@ -108,6 +113,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "efficientnet_lite2",
         family: "EfficientNet-Lite",
+        version: super::efficientnet_lite::VERSION,
         build: |p| super::efficientnet_lite::build(p, 2),
         paper_taps: |_| super::efficientnet_lite::stage_ends(2),
         input_size: 260,
@@ -121,6 +127,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "efficientnet_lite3",
         family: "EfficientNet-Lite",
+        version: super::efficientnet_lite::VERSION,
         build: |p| super::efficientnet_lite::build(p, 3),
         paper_taps: |_| super::efficientnet_lite::stage_ends(3),
         input_size: 280,
@@ -131,6 +138,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "efficientnet_lite4",
         family: "EfficientNet-Lite",
+        version: super::efficientnet_lite::VERSION,
         build: |p| super::efficientnet_lite::build(p, 4),
         paper_taps: |_| super::efficientnet_lite::stage_ends(4),
         input_size: 300,
@@ -141,6 +149,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "resnet18",
         family: "ResNet",
+        version: super::resnet::VERSION,
         build: |p| super::resnet::build(p, 18),
         paper_taps: without_stem_pool,
         input_size: 224,
@@ -151,6 +160,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "resnet34",
         family: "ResNet",
+        version: super::resnet::VERSION,
         build: |p| super::resnet::build(p, 34),
         paper_taps: without_stem_pool,
         input_size: 224,
@@ -161,6 +171,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "resnet50",
         family: "ResNet",
+        version: super::resnet::VERSION,
         build: |p| super::resnet::build(p, 50),
         paper_taps: without_stem_pool,
         input_size: 224,
@@ -171,6 +182,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "resnet101",
         family: "ResNet",
+        version: super::resnet::VERSION,
         build: |p| super::resnet::build(p, 101),
         paper_taps: without_stem_pool,
         input_size: 224,
@@ -181,6 +193,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "resnet152",
         family: "ResNet",
+        version: super::resnet::VERSION,
         build: |p| super::resnet::build(p, 152),
         paper_taps: without_stem_pool,
         input_size: 224,
@@ -191,6 +204,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "densenet121",
         family: "DenseNet",
+        version: super::densenet::VERSION,
         build: |p| super::densenet::build(p, 121),
         paper_taps: every_tap,
         input_size: 224,
@@ -201,6 +215,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "densenet169",
         family: "DenseNet",
+        version: super::densenet::VERSION,
         build: |p| super::densenet::build(p, 169),
         paper_taps: every_tap,
         input_size: 224,
@@ -211,6 +226,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "densenet201",
         family: "DenseNet",
+        version: super::densenet::VERSION,
         build: |p| super::densenet::build(p, 201),
         paper_taps: every_tap,
         input_size: 224,
@@ -221,6 +237,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "vgg16",
         family: "VGG",
+        version: super::vgg::VERSION,
         build: |p| super::vgg::build(p, 16),
         paper_taps: every_tap,
         input_size: 224,
@@ -231,6 +248,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "vgg19",
         family: "VGG",
+        version: super::vgg::VERSION,
         build: |p| super::vgg::build(p, 19),
         paper_taps: every_tap,
         input_size: 224,
@@ -241,6 +259,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "mobilenet_v1",
         family: "MobileNetV1",
+        version: super::mobilenet_v1::VERSION,
         build: super::mobilenet_v1::build,
         paper_taps: every_tap,
         input_size: 224,
@@ -251,6 +270,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "inception_v3",
         family: "InceptionV3",
+        version: super::inception_v3::VERSION,
         build: super::inception_v3::build,
         paper_taps: every_tap,
         input_size: 299,
@@ -261,6 +281,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "inception_resnet_v2",
         family: "InceptionResNetV2",
+        version: super::inception_resnet_v2::VERSION,
         build: super::inception_resnet_v2::build,
         paper_taps: |_| super::inception_resnet_v2::paper_taps(),
         input_size: 299,
@@ -271,6 +292,7 @@ pub const NETWORKS: &[NetSpec] = &[
     NetSpec {
         name: "mobilenet_v2",
         family: "MobileNetV2",
+        version: super::mobilenet_v2::VERSION,
         build: super::mobilenet_v2::build,
         paper_taps: every_tap,
         input_size: 224,
