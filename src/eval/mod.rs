@@ -1,8 +1,9 @@
 //! Evaluation: metrics, the results table every strategy appends to, average ranks and the
-//! Friedman / Nemenyi test.
+//! Friedman / Nemenyi test, and the [`table::Table`] a user sorts, filters and groups at the prompt.
 
 pub mod metrics;
 pub mod results;
+pub mod table;
 
 use crate::error::Result;
 use crate::features::FeatureSet;
