@@ -52,6 +52,23 @@ impl Default for ExtraTrees {
     }
 }
 
+/// The most trees a forest may have: far beyond any study, and well below a count whose list of
+/// trees alone would not fit in memory (an allocation that fails aborts the process).
+pub const MAX_TREES: usize = 100_000;
+
+impl ExtraTrees {
+    /// Checks the parameters before fitting.
+    pub fn validate(&self) -> Result<()> {
+        if self.n_trees > MAX_TREES {
+            return Err(Error::Invalid(format!(
+                "n_trees = {} is more than {MAX_TREES} trees",
+                self.n_trees
+            )));
+        }
+        Ok(())
+    }
+}
+
 const LEAF: u32 = u32::MAX;
 
 #[derive(Clone, Copy, Debug)]
@@ -422,6 +439,7 @@ impl Classifier for ExtraTrees {
         false
     }
     fn fit(&self, x: &Matrix, y: &[usize], k: usize) -> Result<Box<dyn Fitted>> {
+        self.validate()?;
         Ok(Box::new(Forest::fit(x, y, k, self)))
     }
     fn box_clone(&self) -> Box<dyn Classifier> {

@@ -594,9 +594,7 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         "data.subset(rows: Array) -> Dataset",
         "The images at these positions.",
         "data.subset(split.test)",
-        |d: &mut Arc<Dataset>, a: Array| Ok::<_, Box<rhai::EvalAltResult>>(Arc::new(
-            d.subset(&convert::indices(&a, "rows")?)
-        ))
+        |d: &mut Arc<Dataset>, a: Array| d.subset(&convert::indices(&a, "rows")?).map(Arc::new).map_err(to_rhai)
     );
     f!(e, h, "split", "data", Some("Dataset"), "data.split(options: Map) -> Split",
         "Train/val/test by slide: train, val, test (fractions), by (\"slide\"), stratify (true), seed,\nallow_slide_leakage (false). A manifest's split column is used when every image has one.",
