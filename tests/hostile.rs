@@ -188,6 +188,14 @@ fn every_hostile_script_ends_in_an_error_not_an_abort() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// rexpect hands over each byte of the terminal as one char; this puts UTF-8 text back together.
+fn utf8(s: &str) -> String {
+    match s.chars().map(|c| u8::try_from(c as u32)).collect::<Result<Vec<u8>, _>>() {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => s.to_string(),
+    }
+}
+
 /// Pastes `text` as one input (bracketed paste, so rustyline takes it whole) and presses Enter.
 fn paste(p: &mut rexpect::session::PtySession, text: &str) {
     p.send(&format!("\x1b[200~{text}\x1b[201~")).unwrap();
@@ -257,7 +265,7 @@ fn one_prompt_session_survives_the_whole_corpus() {
         let rest = p
             .exp_string("patholab> ")
             .unwrap_or_else(|e| panic!("{}: no prompt after it: {e}\n{before}{found}", case.name));
-        let message = format!("{found}{rest}");
+        let message = utf8(&format!("{found}{rest}"));
         let ok = found == "error" && message.contains(&case.expect);
         let line = message.lines().next().unwrap_or("").chars().take(140).collect::<String>();
         let tag = match (case.pending, ok) {
@@ -276,11 +284,13 @@ fn one_prompt_session_survives_the_whole_corpus() {
         }
         std::thread::sleep(Duration::from_millis(300));
     }
+    eprintln!("{report}");
     paste(&mut p, "`keep is ${keep}`");
     p.exp_string("keep is 42")
-        .unwrap_or_else(|e| panic!("the prompt lost `keep`: {e}\n{report}"));
+        .unwrap_or_else(|e| panic!("the prompt lost `keep`: {e}"));
+    p.exp_string("patholab> ").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     p.send_control('d').unwrap();
     p.exp_eof().unwrap();
-    eprintln!("{report}");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
