@@ -13,6 +13,10 @@ use crate::learn::Param;
 use crate::rng::Rng;
 use rayon::prelude::*;
 
+/// The largest side subwindows may be resized to (the paper uses 16; 4096² pixels per subwindow is
+/// already far more than any forest can use).
+const MAX_RESIZE: usize = 4096;
+
 /// Colour space of the subwindow pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ColourSpace {
@@ -105,7 +109,10 @@ impl EtFl {
             "n_subwindows" => self.n_subwindows = v.as_usize(key)?,
             "min_size" => self.min_size = v.as_f64(key)?,
             "max_size" => self.max_size = v.as_f64(key)?,
-            "resize" => self.resize = v.as_usize(key)?.max(1),
+            "resize" => match v.as_usize(key)? {
+                r @ 1..=MAX_RESIZE => self.resize = r,
+                r => return Err(Error::Invalid(format!("resize is the side subwindows are resized to, 1..={MAX_RESIZE}, got {r}"))),
+            },
             "colorspace" | "colourspace" => self.colour = ColourSpace::parse(&v.to_string())?,
             "n_trees" => self.n_trees = v.as_usize(key)?.max(1),
             "min_samples_leaf" => self.min_samples_leaf = v.as_usize(key)?,
@@ -200,11 +207,12 @@ impl EtFl {
         }
         let n_sub = self.per_image(idx.len());
         let d = self.dim();
-        let total = idx.len() * n_sub;
+        let total = idx.len().saturating_mul(n_sub);
         let bar = crate::progress::bar(idx.len() as u64 * 2, "ET-FL", false);
         // Column-major pixels of every training subwindow, filled a block of images at a time.
-        let mut xt = vec![0f32; total * d];
-        let mut y = vec![0usize; total];
+        let what = "ET-FL's training subwindows (lower n_subwindows or resize)";
+        let mut xt: Vec<f32> = crate::memory::zeroed(&[idx.len(), n_sub, d], what)?;
+        let mut y: Vec<usize> = crate::memory::zeroed(&[total], what)?;
         for (b, block) in idx.chunks(64).enumerate() {
             crate::cancel::check()?;
             let rows: Vec<Vec<f32>> = block
@@ -240,6 +248,7 @@ impl EtFl {
             min_samples_leaf: min_leaf,
             seed: self.seed,
         };
+        et.validate()?;
         let forest = Forest::fit_columns(&xt, total, d, &y, ds.classes.len(), &et);
         drop(xt);
         crate::memory::release();

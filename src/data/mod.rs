@@ -418,11 +418,17 @@ impl Dataset {
         c
     }
 
-    /// A new dataset with only the images at `idx`.
-    pub fn subset(&self, idx: &[usize]) -> Dataset {
+    /// A new dataset with only the images at `idx`; an index past the end is an error naming it.
+    pub fn subset(&self, idx: &[usize]) -> Result<Dataset> {
+        if let Some(bad) = idx.iter().find(|i| **i >= self.items.len()) {
+            return Err(Error::Invalid(format!(
+                "row {bad} out of range: the dataset has {} images",
+                self.items.len()
+            )));
+        }
         let mut d = self.clone();
         d.items = idx.iter().map(|i| self.items[*i].clone()).collect();
-        d
+        Ok(d)
     }
 
     /// One line, as the prompt shows it.

@@ -1,5 +1,5 @@
 //! Evaluation: metrics, the results table every strategy appends to, average ranks and the
-//! Friedman / Nemenyi test.
+//! Friedman / Nemenyi test, and the [`table::Table`] a user sorts, filters and groups at the prompt.
 
 pub mod metrics;
 pub mod results;

@@ -190,6 +190,14 @@ impl Results {
     /// Each method's rank per dataset (best = number of methods, ties averaged) and the mean rank,
     /// over the datasets where every method has a score. Sorted by mean rank, best first.
     pub fn ranks(&self) -> Result<Ranks> {
+        // A NaN score would silently rank last (max() skips it): say which row holds it instead.
+        if let Some((i, r)) = self.rows.iter().enumerate().find(|(_, r)| r.score.is_nan()) {
+            return Err(Error::Invalid(format!(
+                "ranks: row {i} ({} on {:?}) has score NaN; fix or leave out that row",
+                r.method(),
+                r.dataset
+            )));
+        }
         let best = self.best_scores(|r| r.method());
         let methods: Vec<String> = best.keys().cloned().collect();
         let datasets: Vec<String> = self
@@ -305,7 +313,7 @@ impl Ranks {
             .cloned()
             .zip(self.mean.iter().copied())
             .collect();
-        v.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap());
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
         v
     }
 
@@ -442,6 +450,19 @@ mod tests {
     #[test]
     fn ranks_average_ties_and_best_is_highest() {
         assert_eq!(rank_row(&[0.9, 0.8, 0.9, 0.1]), vec![3.5, 2.0, 3.5, 1.0]);
+    }
+
+    #[test]
+    fn a_nan_score_is_an_error_naming_its_row() {
+        let row = |strategy: &str, score: f64| Row {
+            dataset: "a".into(),
+            strategy: strategy.into(),
+            score,
+            ..Default::default()
+        };
+        let r = Results { rows: vec![row("s", 0.5), row("t", f64::NAN)] };
+        let e = r.ranks().unwrap_err().to_string();
+        assert_eq!(e, "ranks: row 1 (t on \"a\") has score NaN; fix or leave out that row");
     }
 
     #[test]

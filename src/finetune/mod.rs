@@ -224,7 +224,7 @@ pub fn predict_scores(net: &Network, ds: &Dataset, batch: usize) -> Result<Vec<f
 }
 
 fn validate(net: &Network, ds: &Dataset, idx: &[usize], batch: usize) -> Result<(f64, f64)> {
-    let sub = ds.subset(idx);
+    let sub = ds.subset(idx)?;
     let p = predict_scores(net, &sub, batch)?;
     let k = net.classes.len();
     let y = sub.labels();

@@ -4,7 +4,7 @@
 //! Importances are the mean decrease of impurity (MDI), normalised to sum to 1.
 
 use super::{Classifier, Fitted, Matrix, Param};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::rng::Rng;
 use rayon::prelude::*;
 
@@ -67,6 +67,23 @@ crate::options! {
         min_samples_leaf: usize = 1,
         /// Seed of the trees.
         seed: u64 = 0,
+    }
+}
+
+/// The most trees a forest may have: far beyond any study, and well below a count whose list of
+/// trees alone would not fit in memory (an allocation that fails aborts the process).
+pub const MAX_TREES: usize = 100_000;
+
+impl ExtraTrees {
+    /// Checks the parameters before fitting.
+    pub fn validate(&self) -> Result<()> {
+        if self.n_trees > MAX_TREES {
+            return Err(Error::Invalid(format!(
+                "n_trees = {} is more than {MAX_TREES} trees",
+                self.n_trees
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -415,6 +432,7 @@ impl Classifier for ExtraTrees {
         false
     }
     fn fit(&self, x: &Matrix, y: &[usize], k: usize) -> Result<Box<dyn Fitted>> {
+        self.validate()?;
         Ok(Box::new(Forest::fit(x, y, k, self)))
     }
     fn box_clone(&self) -> Box<dyn Classifier> {

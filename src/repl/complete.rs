@@ -26,8 +26,11 @@ impl Known {
         self.taps.clear();
         for (name, _, v) in scope.iter() {
             let ty = engine.map_type_name(v.type_name()).to_string();
-            if let Some(net) = v.clone().try_cast::<crate::script::networks::Net>() {
-                self.taps.extend(net.taps());
+            // Only networks are read (a clone of a large array or map after every statement is not free).
+            if v.is::<crate::script::networks::Net>() {
+                if let Some(net) = v.read_lock::<crate::script::networks::Net>() {
+                    self.taps.extend(net.taps());
+                }
             }
             self.vars.push((name.to_string(), ty));
         }

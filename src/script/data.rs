@@ -87,11 +87,7 @@ so a study script takes a folder with its slide rule as one value.",
         "The images at these positions.",
         "data.subset(split.test)",
         |d: &mut DatasetRef, a: Array| -> RResult<DatasetRef> {
-            let rows = indices(&a, "rows")?;
-            if let Some(bad) = rows.iter().find(|i| **i >= d.len()) {
-                return Err(format!("row {bad} is out of range: the dataset has {} images", d.len()).into());
-            }
-            Ok(Arc::new(d.subset(&rows)))
+            d.subset(&indices(&a, "rows")?).map(Arc::new).map_err(to_rhai)
         },
     );
     api.method(

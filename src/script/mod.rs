@@ -15,7 +15,7 @@ pub mod plots;
 pub mod registry;
 pub mod run;
 pub mod show;
-// TEMP: pub mod tables;
+pub mod tables;
 
 use registry::{Api, Doc};
 
@@ -63,7 +63,7 @@ pub fn register(engine: &mut Engine) -> Vec<Doc> {
         ("learning", learning::register),
         ("learning", baseline::register),
         ("evaluation", evaluation::register),
-        // TEMP ("tables", tables::register),
+        ("tables", tables::register),
         ("plots", plots::register),
     ];
     for (topic, family) in families {

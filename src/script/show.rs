@@ -8,7 +8,7 @@ use super::features::PcaSpec;
 use super::learning::ClassifierRef;
 use super::networks::Net;
 use crate::data::split::{Cv, Split};
-use crate::eval::table::Table;
+use crate::eval::table::{Grouped, Table};
 use crate::eval::Evaluation;
 use crate::features::pca::Pca;
 use crate::features::FeatureSet;
@@ -35,6 +35,7 @@ pub fn register(e: &mut Engine) {
     show!(Model, |m: &mut Model| m.describe());
     show!(Evaluation, |v: &mut Evaluation| v.to_string());
     show!(Table, |t: &mut Table| t.to_string());
+    show!(Grouped, |g: &mut Grouped| format!("{} groups (use .mean(), .max(), .min(), .sum() or .count())", g.len()));
     show!(ResultsRef, |r: &mut ResultsRef| {
         let r = r.borrow();
         format!("Results: {} rows\n{}", r.rows.len(), r.frame().map(|f| f.to_string()).unwrap_or_default())

@@ -78,7 +78,7 @@ pub fn register(api: &mut Api) {
         "t.filter(column: String, op: String, value) -> Table",
         "Rows whose column compares to value: op is ==, !=, <, <=, >, >= or contains.",
         r#"m.cv_scores().filter("mean", ">", 0.5)"#,
-        |t: &mut Table, c: &str, op: &str, v: Dynamic| t.filter(c, op, &to_cell(&v)?).map_err(to_rhai),
+        |t: &mut Table, c: &str, op: &str, v: Dynamic| t.filter(c, op, to_cell(&v)?).map_err(to_rhai),
     );
     api.method(
         "Table",
@@ -87,7 +87,7 @@ pub fn register(api: &mut Api) {
         "m.cv_scores().filter(|row| row.mean > 0.5)",
         |ctx: NativeCallContext, t: &mut Table, keep: FnPtr| -> RResult<Table> {
             let mut mask = Vec::with_capacity(t.len());
-            for row in t.to_rows() {
+            for row in t.to_rows().map_err(to_rhai)? {
                 let v: Dynamic = keep.call_within_context(&ctx, (Dynamic::from_map(cells_map(row)),))?;
                 mask.push(v.as_bool().map_err(|_| format!("the filter function must return true or false, got {}", v.type_name()))?);
             }
@@ -99,7 +99,10 @@ pub fn register(api: &mut Api) {
         "t.select(columns: Array) -> Table",
         "These columns, in this order.",
         r#"m.cv_scores().select(["params", "mean"])"#,
-        |t: &mut Table, a: Array| t.select(&names(&a)?).map_err(to_rhai),
+        |t: &mut Table, a: Array| -> RResult<Table> {
+            let names = names(&a)?;
+            t.select(&names.iter().map(|s| s.as_str()).collect::<Vec<_>>()).map_err(to_rhai)
+        },
     );
     api.method(
         "Table",
@@ -123,8 +126,8 @@ pub fn register(api: &mut Api) {
     api.method("Grouped", "g.count() -> Table", "Rows per group.", r#"r.table().group_by("dataset").count()"#, |g: &mut Grouped| {
         g.count().map_err(to_rhai)
     });
-    api.method("Table", "t.to_maps() -> Array", "Every row as a map.", "m.cv_scores().to_maps()", |t: &mut Table| {
-        t.to_rows().into_iter().map(|r| Dynamic::from_map(cells_map(r))).collect::<Array>()
+    api.method("Table", "t.to_maps() -> Array", "Every row as a map.", "m.cv_scores().to_maps()", |t: &mut Table| -> RResult<Array> {
+        Ok(t.to_rows().map_err(to_rhai)?.into_iter().map(|r| Dynamic::from_map(cells_map(r))).collect())
     });
     api.method(
         "Table",
