@@ -20,15 +20,61 @@ pub const LIMITS: &[Limit] = &[
     Limit { name: "map", env: "PATHOLAB_MAX_MAP", default: 1 << 20, doc: "entries in one map" },
     Limit { name: "depth", env: "PATHOLAB_MAX_DEPTH", default: 128, doc: "nesting of expressions and statements" },
     Limit { name: "calls", env: "PATHOLAB_MAX_CALLS", default: 96, doc: "depth of nested function calls" },
+    Limit { name: "memory", env: "PATHOLAB_MAX_MEMORY", default: usize::MAX, doc: "MiB the process may hold while a script runs (default: 3/4 of this machine's memory)" },
 ];
+
+/// How often (in script operations) the memory limit is checked: reading the resident size costs
+/// a few microseconds, an operation a few nanoseconds.
+const MEMORY_CHECK_EVERY: u64 = 1 << 18;
 
 /// The value of a limit: the environment variable when it holds a number, else the default.
 pub fn value(name: &str) -> usize {
     let l = LIMITS.iter().find(|l| l.name == name).expect("a known limit");
-    std::env::var(l.env)
+    let set = std::env::var(l.env).ok().and_then(|v| v.trim().parse().ok());
+    match (set, name) {
+        (Some(v), _) => v,
+        (None, "memory") => total_memory_mib() / 4 * 3,
+        (None, _) => l.default,
+    }
+}
+
+/// This machine's memory in MiB (`MemTotal` of /proc/meminfo; 0 where unknown, which turns the
+/// memory limit off).
+fn total_memory_mib() -> usize {
+    std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(l.default)
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// The process's resident memory in MiB (from /proc/self/statm).
+fn resident_mib() -> usize {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<usize>().ok()))
+        .map_or(0, |pages| pages * 4096 / (1 << 20))
+}
+
+/// Why a running script must stop now, if it must: Ctrl-C, or more memory than the limit. Rhai
+/// checks the size of a map only when it is passed to a function, so `m[key] = v` in a loop can
+/// grow without bound; this catches it (and any other runaway growth) before the system does.
+pub fn stop_reason(operations: u64, memory_limit_mib: usize) -> Option<String> {
+    if crate::cancel::requested() {
+        return Some("interrupted (Ctrl-C)".into());
+    }
+    if memory_limit_mib > 0 && operations % MEMORY_CHECK_EVERY == 0 {
+        let held = resident_mib();
+        if held > memory_limit_mib {
+            return Some(format!(
+                "the script holds {held} MiB, over the memory limit of {memory_limit_mib} MiB (PATHOLAB_MAX_MEMORY or --limit memory=N)"
+            ));
+        }
+    }
+    None
 }
 
 /// Sets `name=value` for this process (what `--limit` does).
@@ -56,6 +102,8 @@ pub fn apply(engine: &mut Engine) {
     let depth = value("depth");
     engine.set_max_expr_depths(depth, depth);
     engine.set_max_call_levels(value("calls"));
+    let memory = value("memory");
+    engine.on_progress(move |ops| stop_reason(ops, memory).map(Into::into));
 }
 
 /// Help text: each limit, its current value and how to change it.

@@ -44,7 +44,6 @@ pub type RResult<T> = Result<T, Box<EvalAltResult>>;
 pub fn engine() -> Engine {
     let mut engine = Engine::new();
     limits::apply(&mut engine);
-    engine.on_progress(|_| crate::cancel::requested().then(|| "interrupted (Ctrl-C)".into()));
     engine.on_print(|s| println!("{s}"));
     engine.on_debug(|s, _, pos| eprintln!("{pos:?}: {s}"));
     register(&mut engine);
@@ -118,8 +117,9 @@ fn resolver() -> rhai::module_resolvers::ModuleResolversCollection {
 pub fn format_error(err: &EvalAltResult, source: &str, file: Option<&str>) -> String {
     let pos = err.position();
     let msg = match err {
-        EvalAltResult::ErrorTerminated(..) => {
-            "interrupted (Ctrl-C); variables are kept".to_string()
+        EvalAltResult::ErrorTerminated(why, _) => {
+            let why = why.clone().into_string().unwrap_or_else(|_| "interrupted (Ctrl-C)".into());
+            format!("{why}; variables are kept")
         }
         _ => err.to_string(),
     };
