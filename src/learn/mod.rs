@@ -1,8 +1,10 @@
-//! Classifiers behind one trait (params → fit → fitted model), slide-grouped tuning, RFE.
+//! Classifiers behind one trait (params → fit → fitted model), the metrics they are scored with,
+//! slide-grouped tuning, RFE. Nothing here depends on `eval` (which reports with these metrics).
 //! Every classifier sees features standardised on its training rows when it needs that.
 
 pub mod extra_trees;
 pub mod linear_svm;
+pub mod metrics;
 pub mod perceptron;
 pub mod rfe;
 pub mod standardize;
@@ -40,6 +42,15 @@ impl Param {
             Param::Str(s) => Err(Error::Invalid(format!(
                 "{name} must be a number, got {s:?}"
             ))),
+        }
+    }
+
+    /// As a JSON value, to set a field of an options struct (`Options::set`).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Param::Float(v) => serde_json::Value::from(*v),
+            Param::Int(v) => serde_json::Value::from(*v),
+            Param::Str(s) => serde_json::Value::from(s.as_str()),
         }
     }
 

@@ -4,9 +4,9 @@ use super::convert::{self, get_bool, get_f64, get_str, get_usize};
 use super::help::Entry;
 use super::{to_rhai, RResult};
 use crate::baseline::et_fl::EtFl;
-use crate::data::split::{Cv, Split, SplitOptions};
+use crate::data::split::{Cv, CvOptions, Split, SplitOptions};
 use crate::data::{Dataset, OnError, OpenOptions, SlideSource};
-use crate::eval::results::{Results, Row};
+use crate::eval::results::Results;
 use crate::eval::{evaluate, Evaluation};
 use crate::features::extract::{extract, ExtractOptions, Reduce};
 use crate::features::pca::Pca;
@@ -136,7 +136,37 @@ fn split_dataset(ds: &Dataset, m: &Map) -> RResult<Split> {
     if !o.by_slide && !o.allow_slide_leakage {
         return Err("by: \"image\" can put a slide on both sides; add allow_slide_leakage: true to accept that".into());
     }
-    Split::new(ds, &o).map_err(to_rhai)
+    let split = Split::new(ds, &o).map_err(to_rhai)?;
+    for w in &split.warnings {
+        crate::progress::warn_once(w);
+    }
+    Ok(split)
+}
+
+fn cv_options(m: &Map) -> RResult<CvOptions> {
+    use crate::options::Options;
+    CvOptions::from_object(convert::json(m)?).map_err(to_rhai)
+}
+
+/// What `cross_val` returns: the score that counts, how it was made, and each fold's score.
+fn cv_result(t: &learn::tune::CvTable) -> Map {
+    let mut m = Map::new();
+    m.insert("score".into(), t.score(0).into());
+    m.insert("scoring".into(), t.scoring.as_str().into());
+    m.insert("metric".into(), t.metric.clone().into());
+    m.insert("pooled".into(), t.pooled[0].into());
+    m.insert("folds".into(), t.folds[0].iter().map(|v| Dynamic::from(*v)).collect::<Array>().into());
+    m.insert("note".into(), t.note.clone().into());
+    m
+}
+
+/// The scoring and note of a tuned model's CV table.
+fn cv_field(cv: &Option<learn::tune::CvTable>, note: bool) -> RResult<String> {
+    match cv {
+        Some(t) if note => Ok(t.note.clone()),
+        Some(t) => Ok(t.scoring.as_str().to_string()),
+        None => Err("this model was not tuned (use tune)".into()),
+    }
 }
 
 fn open_network(name: &str, m: &Map) -> RResult<Net> {
@@ -350,7 +380,7 @@ fn importances_table(m: &Model) -> RResult<Table> {
         .importances()
         .ok_or_else(|| format!("{} has no importances", m.classifier.name()))?;
     let mut order: Vec<usize> = (0..imp.len()).collect();
-    order.sort_by(|a, b| imp[*b].partial_cmp(&imp[*a]).unwrap());
+    order.sort_by(|a, b| imp[*b].total_cmp(&imp[*a]));
     let c = &m.columns;
     table(
         DataFrame::new(
@@ -419,27 +449,7 @@ fn importance_share(m: &Model, by: &str) -> RResult<Table> {
 }
 
 fn add_row(r: &ResultsRef, m: &Map) -> RResult<()> {
-    let s = |k: &str| -> RResult<String> {
-        Ok(match m.get(k) {
-            None => String::new(),
-            Some(v) if v.is_string() => v.clone().into_string().unwrap(),
-            Some(v) => v.to_string(),
-        })
-    };
-    let score = get_f64(m, "score")?.ok_or("a result row needs a score")?;
-    r.borrow_mut().rows.push(Row {
-        dataset: s("dataset")?,
-        strategy: s("strategy")?,
-        network: s("network")?,
-        taps: s("taps")?,
-        classifier: s("classifier")?,
-        params: s("params")?,
-        metric: s("metric")?,
-        score,
-        n_features: get_usize(m, "n_features")?.unwrap_or(0) as i64,
-        seconds: get_f64(m, "seconds")?.unwrap_or(0.0),
-    });
-    Ok(())
+    r.borrow_mut().add(convert::json(m)?).map_err(to_rhai)
 }
 
 fn ranks_table(r: &Results) -> RResult<Table> {
@@ -636,11 +646,12 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         "slide_kfold(k: int) -> Cv",
         "k folds of whole slides, stratified by class as far as slides allow.",
         "let cv = slide_kfold(5);",
-        |k: i64| Cv::SlideKFold {
-            k: k.max(0) as usize,
-            seed: 0
-        }
+        |k: i64| Cv::slide_kfold(k.max(0) as usize)
     );
+    f!(e, h, "slide_kfold", "data", None, "slide_kfold(k: int, options: Map) -> Cv",
+        "Options: seed (0), scoring (\"auto\": per fold when every fold's score exists, else pooled over the\nout-of-fold predictions with a warning; \"pooled\"; \"per_fold\").",
+        r#"let cv = slide_kfold(5, #{ scoring: "pooled" });"#,
+        |k: i64, m: Map| cv_options(&m).map(|o| Cv::slide_kfold_with(k.max(0) as usize, o)));
     f!(
         e,
         h,
@@ -650,10 +661,13 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         "slide_kfold(k: int, seed: int) -> Cv",
         "Like slide_kfold(k) with another assignment of slides.",
         "let cv = slide_kfold(5, 42);",
-        |k: i64, s: i64| Cv::SlideKFold {
-            k: k.max(0) as usize,
-            seed: s as u64
-        }
+        |k: i64, s: i64| Cv::slide_kfold_with(
+            k.max(0) as usize,
+            CvOptions {
+                seed: s as u64,
+                ..Default::default()
+            }
+        )
     );
     f!(
         e,
@@ -664,8 +678,12 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         "leave_one_slide_out() -> Cv",
         "One fold per slide.",
         "let cv = leave_one_slide_out();",
-        || Cv::LeaveOneSlideOut
+        || Cv::leave_one_slide_out(CvOptions::default())
     );
+    f!(e, h, "leave_one_slide_out", "data", None, "leave_one_slide_out(options: Map) -> Cv",
+        "Options: scoring (\"auto\", \"pooled\", \"per_fold\"); a one-class slide makes auto pool.",
+        r#"let cv = leave_one_slide_out(#{ scoring: "pooled" });"#,
+        |m: Map| cv_options(&m).map(Cv::leave_one_slide_out));
 
     // ---- networks
     f!(e, h, "network", "networks", None, "network(name: String) -> Network",
@@ -1058,11 +1076,11 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         "cross_val",
         "learning",
         None,
-        "cross_val(clf: Classifier, f: FeatureSet, cv: Cv) -> Array",
-        "The paper's score on each fold for a fixed classifier.",
-        "cross_val(linear_svm(#{ C: 0.01 }), f, slide_kfold(5))",
+        "cross_val(clf: Classifier, f: FeatureSet, cv: Cv) -> Map",
+        "The paper's score of a fixed classifier: score (pooled or mean, see scoring), scoring, metric, pooled,\nfolds (each fold's score, NaN where it does not exist), note.",
+        "cross_val(linear_svm(#{ C: 0.01 }), f, slide_kfold(5)).score",
         |c: Box<dyn Classifier>, f: FeatureSet, cv: Cv| learn::tune::cross_val(c.as_ref(), &f, &cv)
-            .map(|v| v.into_iter().map(Dynamic::from).collect::<Array>())
+            .map(|t| cv_result(&t))
             .map_err(to_rhai)
     );
     f!(
@@ -1101,7 +1119,7 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
     f!(e, h, "rfe", "learning", None, "rfe(clf: Classifier, options: Map) -> Rfe",
         "Recursive feature elimination ranked by the classifier's importances: step (0.1), cv (slide_kfold(3)), tolerance (0.005).",
         "let sel = rfe(extra_trees(), #{ step: 0.1, cv: slide_kfold(3) }).fit(train);",
-        |c: Box<dyn Classifier>, m: Map| Ok::<_, Box<rhai::EvalAltResult>>(Rfe { estimator: c, step: get_f64(&m, "step")?.unwrap_or(0.1), cv: cv_from(&m)?.unwrap_or(Cv::SlideKFold { k: 3, seed: 0 }), tolerance: get_f64(&m, "tolerance")?.unwrap_or(0.005) }));
+        |c: Box<dyn Classifier>, m: Map| Ok::<_, Box<rhai::EvalAltResult>>(Rfe { estimator: c, step: get_f64(&m, "step")?.unwrap_or(0.1), cv: cv_from(&m)?.unwrap_or(Cv::slide_kfold(3)), tolerance: get_f64(&m, "tolerance")?.unwrap_or(0.005) }));
     f!(
         e,
         h,
@@ -1179,6 +1197,20 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         v.balanced_accuracy
     });
     e.register_get("score", |v: &mut Evaluation| v.score);
+    e.register_get("metric", |v: &mut Evaluation| v.metric.clone());
+    e.register_get("note", |v: &mut Evaluation| v.note.clone());
+    f!(e, h, "cv_scoring", "learning", Some("Model"), "m.cv_scoring() -> String",
+        "How the tuning CV scored its folds: \"per_fold\" or \"pooled\".", "m.cv_scoring()",
+        |m: &mut Model| cv_field(&m.cv, false));
+    f!(e, h, "cv_note", "learning", Some("Model"), "m.cv_note() -> String",
+        "Why the tuning CV scored as it did (empty when per fold as usual).", "m.cv_note()",
+        |m: &mut Model| cv_field(&m.cv, true));
+    f!(e, h, "cv_scoring", "learning", Some("EtFlModel"), "m.cv_scoring() -> String",
+        "How the tuning CV scored its folds: \"per_fold\" or \"pooled\".", "m.cv_scoring()",
+        |m: &mut EtFlFitted| cv_field(&m.cv, false));
+    f!(e, h, "cv_note", "learning", Some("EtFlModel"), "m.cv_note() -> String",
+        "Why the tuning CV scored as it did.", "m.cv_note()",
+        |m: &mut EtFlFitted| cv_field(&m.cv, true));
     e.register_get("auc", |v: &mut Evaluation| {
         v.auc.map_or(Dynamic::UNIT, Dynamic::from)
     });
@@ -1235,7 +1267,7 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
             .map_err(to_rhai)
     );
     f!(e, h, "add", "evaluation", Some("Results"), "r.add(row: Map)",
-        "Appends a row: dataset, strategy, network, taps, classifier, params, metric, score, n_features, seconds.",
+        "Appends a row: dataset, strategy, network, taps, classifier, params, metric, score (required),\nn_features, seconds, scoring, note. Unknown keys are errors.",
         r#"r.add(#{ dataset: "bccd", strategy: "last layer", score: 0.8 });"#, |r: &mut ResultsRef, m: Map| add_row(r, &m));
     f!(
         e,
@@ -1340,10 +1372,10 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         "learning",
         Some("Model"),
         "m.cv_best() -> float",
-        "The best mean CV score of a tuned model.",
+        "The best CV score of a tuned model (pooled or mean over folds, see m.cv_scoring()).",
         "m.cv_best()",
         |m: &mut Model| match &m.cv {
-            Some(t) => Ok(t.mean(t.best())),
+            Some(t) => Ok(t.score(t.best())),
             None =>
                 Err::<f64, Box<rhai::EvalAltResult>>("this model was not tuned (use tune)".into()),
         }
@@ -1426,7 +1458,7 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         "let b = et_fl();", || EtFl::default());
     f!(e, h, "et_fl", "learning", None, "et_fl(options: Map) -> EtFl",
         "Options: n_subwindows (per image), min_size, max_size, resize (16), colorspace (\"trgb\", \"hsv\", \"rgb\", \"gray\"),\nn_trees (20), min_samples_leaf, C (0.01), seed.",
-        r#"let b = et_fl(#{ n_subwindows: 100, colorspace: "hsv" });"#, |m: Map| { let mut p = EtFl::default(); for (k, v) in convert::params(&m)? { p.set(&k, &v).map_err(to_rhai)?; } Ok::<_, Box<rhai::EvalAltResult>>(p) });
+        r#"let b = et_fl(#{ n_subwindows: 100, colorspace: "hsv" });"#, |m: Map| { use crate::options::Options; let p = EtFl::from_object(convert::json(&m)?).map_err(to_rhai)?; p.validate().map_err(to_rhai)?; Ok::<_, Box<rhai::EvalAltResult>>(p) });
     f!(
         e,
         h,
@@ -1453,7 +1485,7 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         "cross_val",
         "learning",
         None,
-        "cross_val(b: EtFl, data: Dataset, cv: Cv) -> Array",
+        "cross_val(b: EtFl, data: Dataset, cv: Cv) -> Map",
         "ET-FL scores on slide-grouped folds.",
         "cross_val(et_fl(), data, slide_kfold(5))",
         |p: EtFl, d: Arc<Dataset>, cv: Cv| crate::baseline::et_fl::cross_val(
@@ -1462,7 +1494,7 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
             &(0..d.len()).collect::<Vec<_>>(),
             &cv
         )
-        .map(|v| v.into_iter().map(Dynamic::from).collect::<Array>())
+        .map(|t| cv_result(&t))
         .map_err(to_rhai)
     );
     f!(

@@ -9,6 +9,16 @@ fn err<T>(msg: String) -> RResult<T> {
     Err(msg.into())
 }
 
+/// A script map as a JSON object, which the library's options structs read
+/// (`Options::from_object`).
+pub fn json(m: &Map) -> RResult<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::to_value(Dynamic::from_map(m.clone())) {
+        Ok(serde_json::Value::Object(o)) => Ok(o),
+        Ok(v) => err(format!("expected a map, got {v}")),
+        Err(e) => err(format!("{e}")),
+    }
+}
+
 /// A map entry as a string.
 pub fn get_str(m: &Map, key: &str) -> RResult<Option<String>> {
     match m.get(key) {
