@@ -609,7 +609,7 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
         ))
     );
     f!(e, h, "split", "data", Some("Dataset"), "data.split(options: Map) -> Split",
-        "Train/val/test by slide: train, val, test (fractions), by (\"slide\"), stratify (true), seed,\nallow_slide_leakage (false). A manifest's split column is used when every image has one.",
+        "Train/val/test by slide: train, val, test (fractions), by (\"slide\"), stratify (true: every part holds\nevery class when the slides allow, else a warning says which cannot), seed, allow_slide_leakage (false).\nA manifest's split column is used when every image has one.",
         "let split = data.split(#{ train: 0.6, val: 0.2, test: 0.2, seed: 1 });", |d: &mut Arc<Dataset>, m: Map| split_dataset(d, &m));
     f!(
         e,
