@@ -1457,7 +1457,7 @@ pub fn register_with_help(e: &mut Engine) -> Vec<Entry> {
     f!(e, h, "et_fl", "learning", None, "et_fl() -> EtFl", "The ET-FL baseline (random subwindows, extra-trees leaf features, linear SVM) with the paper's defaults.",
         "let b = et_fl();", || EtFl::default());
     f!(e, h, "et_fl", "learning", None, "et_fl(options: Map) -> EtFl",
-        "Options: n_subwindows (per image), min_size, max_size, resize (16), colorspace (\"trgb\", \"hsv\", \"rgb\", \"gray\"),\nn_trees (20), min_samples_leaf, C (0.01), seed.",
+        "Options: n_subwindows (per image), min_size, max_size, resize (16), colorspace (\"trgb\", \"hsv\", \"rgb\", \"gray\"),\nn_trees (20), min_samples_leaf, C (10), seed. Unknown keys are errors.",
         r#"let b = et_fl(#{ n_subwindows: 100, colorspace: "hsv" });"#, |m: Map| { use crate::options::Options; let p = EtFl::from_object(convert::json(&m)?).map_err(to_rhai)?; p.validate().map_err(to_rhai)?; Ok::<_, Box<rhai::EvalAltResult>>(p) });
     f!(
         e,
