@@ -146,7 +146,7 @@ pub fn run(args: &[String]) -> Result<String> {
                         ..Default::default()
                     }),
                     step: 0.1,
-                    cv: crate::data::split::Cv::SlideKFold { k: 3, seed: 0 },
+                    cv: crate::data::split::Cv::slide_kfold(3),
                     tolerance: 0.005,
                 };
                 let res = sel.fit(&f)?;
@@ -166,7 +166,7 @@ pub fn run(args: &[String]) -> Result<String> {
                     svm.as_ref(),
                     &f,
                     &grid,
-                    &crate::data::split::Cv::SlideKFold { k: 5, seed: 0 },
+                    &crate::data::split::Cv::slide_kfold(5),
                 )?;
                 r.insert("svm_grid".into(), json!(t0.elapsed().as_secs_f64()));
             }

@@ -15,8 +15,8 @@ fn beats_the_majority_class_and_repeats_with_its_seed() {
         seed: 1,
         ..Default::default()
     };
-    let scores = cross_val(&p, &ds, &all, &Cv::SlideKFold { k: 5, seed: 0 }).unwrap();
-    let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+    let t = cross_val(&p, &ds, &all, &Cv::slide_kfold(5)).unwrap();
+    let (scores, mean) = (&t.folds[0], t.score(0));
     let majority = *ds.class_counts().iter().max().unwrap() as f64 / ds.len() as f64;
     assert!(
         mean >= majority + 0.1,

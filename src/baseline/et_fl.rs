@@ -9,7 +9,9 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::learn::extra_trees::{ExtraTrees, Forest, MaxFeatures};
 use crate::learn::linear_svm::{train_sparse, LinearModel};
+use crate::learn::tune::{expand, search, CvTable};
 use crate::learn::Param;
+use crate::options::Options;
 use crate::rng::Rng;
 use rayon::prelude::*;
 
@@ -17,39 +19,21 @@ use rayon::prelude::*;
 /// already far more than any forest can use).
 const MAX_RESIZE: usize = 4096;
 
-/// Colour space of the subwindow pixels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ColourSpace {
-    /// RGB with each channel normalised to zero mean, unit variance within the subwindow.
-    Trgb,
-    Hsv,
-    Rgb,
-    Gray,
+crate::choice! {
+    /// Colour space of the subwindow pixels.
+    pub enum ColourSpace {
+        /// RGB with each channel normalised to zero mean, unit variance within the subwindow.
+        Trgb = "trgb",
+        /// Hue, saturation, value.
+        Hsv = "hsv",
+        /// Raw RGB.
+        Rgb = "rgb",
+        /// Luma (one channel).
+        Gray = "gray",
+    }
 }
 
 impl ColourSpace {
-    /// Parses `"trgb"`, `"hsv"`, `"rgb"`, `"gray"`.
-    pub fn parse(s: &str) -> Result<Self> {
-        Ok(match s {
-            "trgb" => ColourSpace::Trgb,
-            "hsv" => ColourSpace::Hsv,
-            "rgb" => ColourSpace::Rgb,
-            "gray" | "grey" => ColourSpace::Gray,
-            _ => {
-                return Err(Error::Invalid(format!(
-                    "colorspace is \"trgb\", \"hsv\", \"rgb\" or \"gray\", got {s:?}"
-                )))
-            }
-        })
-    }
-    fn name(self) -> &'static str {
-        match self {
-            ColourSpace::Trgb => "trgb",
-            ColourSpace::Hsv => "hsv",
-            ColourSpace::Rgb => "rgb",
-            ColourSpace::Gray => "gray",
-        }
-    }
     fn channels(self) -> usize {
         if self == ColourSpace::Gray {
             1
@@ -59,37 +43,36 @@ impl ColourSpace {
     }
 }
 
-/// `et_fl(#{ n_subwindows, min_size, max_size, resize, colorspace, n_trees, min_samples_leaf, C, seed })`.
-#[derive(Clone, Debug)]
-pub struct EtFl {
-    /// Subwindows per image; 0 = about one million per dataset (at most 1000 per image).
-    pub n_subwindows: usize,
-    pub min_size: f64,
-    pub max_size: f64,
-    pub resize: usize,
-    pub colour: ColourSpace,
-    pub n_trees: usize,
-    /// Minimum leaf size; 0 = scaled to the number of subwindows (a thousandth, between 1 and 1000).
-    pub min_samples_leaf: usize,
-    pub c: f64,
-    pub seed: u64,
-}
+// `C` is the name every SVM user knows (and the grid's key), so the field keeps it.
+#[allow(non_snake_case)]
+mod params {
+    use super::ColourSpace;
 
-impl Default for EtFl {
-    fn default() -> Self {
-        EtFl {
-            n_subwindows: 0,
-            min_size: 0.0,
-            max_size: 1.0,
-            resize: 16,
-            colour: ColourSpace::Trgb,
-            n_trees: 20,
-            min_samples_leaf: 0,
-            c: 10.0,
-            seed: 0,
+    crate::options! {
+        /// ET-FL's hyper-parameters: `et_fl(#{ n_subwindows, min_size, max_size, resize, colorspace, n_trees, min_samples_leaf, C, seed })`.
+        pub struct EtFl for "et_fl" {
+            /// Subwindows per image; 0 = about one million per dataset (at most 1000 per image).
+            n_subwindows: usize = 0,
+            /// Smallest subwindow side, as a fraction of the image's shorter side.
+            min_size: f64 = 0.0,
+            /// Largest subwindow side, as a fraction of the image's shorter side.
+            max_size: f64 = 1.0,
+            /// Side the subwindows are resized to (pixels).
+            resize: usize = 16,
+            /// Colour space of the subwindow pixels.
+            colorspace: ColourSpace = ColourSpace::Trgb,
+            /// Trees of the extra-trees ensemble.
+            n_trees: usize = 20,
+            /// Minimum leaf size; 0 = scaled to the number of subwindows (a thousandth, between 1 and 1000).
+            min_samples_leaf: usize = 0,
+            /// Cost of the linear SVM on the leaf features.
+            C: f64 = 10.0,
+            /// Seed of the subwindows and the trees.
+            seed: u64 = 0,
         }
     }
 }
+pub use params::EtFl;
 
 /// A fitted ET-FL model.
 pub struct EtFlModel {
@@ -103,31 +86,37 @@ pub struct EtFlModel {
 }
 
 impl EtFl {
-    /// Sets one parameter by name.
-    pub fn set(&mut self, key: &str, v: &Param) -> Result<()> {
-        match key {
-            "n_subwindows" => self.n_subwindows = v.as_usize(key)?,
-            "min_size" => self.min_size = v.as_f64(key)?,
-            "max_size" => self.max_size = v.as_f64(key)?,
-            "resize" => match v.as_usize(key)? {
-                r @ 1..=MAX_RESIZE => self.resize = r,
-                r => return Err(Error::Invalid(format!("resize is the side subwindows are resized to, 1..={MAX_RESIZE}, got {r}"))),
-            },
-            "colorspace" | "colourspace" => self.colour = ColourSpace::parse(&v.to_string())?,
-            "n_trees" => self.n_trees = v.as_usize(key)?.max(1),
-            "min_samples_leaf" => self.min_samples_leaf = v.as_usize(key)?,
-            "C" | "c" => self.c = v.as_f64(key)?,
-            "seed" => self.seed = v.as_usize(key)? as u64,
-            _ => return Err(Error::Invalid(format!("et_fl has no parameter {key:?} (n_subwindows, min_size, max_size, resize, colorspace, n_trees, min_samples_leaf, C, seed)"))),
-        }
+    /// Sets one parameter by name (a grid point's value), checked like an options map.
+    pub fn set_param(&mut self, key: &str, v: &Param) -> Result<()> {
+        Options::set(self, key, v.to_json())?;
+        self.validate()
+    }
+
+    /// Errors on values no ET-FL can use, naming the option.
+    pub fn validate(&self) -> Result<()> {
         if !(0.0..=1.0).contains(&self.min_size)
             || !(0.0..=1.0).contains(&self.max_size)
             || self.min_size > self.max_size
         {
             return Err(Error::Invalid(format!(
-                "need 0 ≤ min_size ≤ max_size ≤ 1 (got {}, {})",
+                "et_fl needs 0 ≤ min_size ≤ max_size ≤ 1 (got {}, {})",
                 self.min_size, self.max_size
             )));
+        }
+        if !(1..=MAX_RESIZE).contains(&self.resize) {
+            return Err(Error::Invalid(format!(
+                "et_fl: resize is the side subwindows are resized to, 1..={MAX_RESIZE}, got {}",
+                self.resize
+            )));
+        }
+        if self.resize == 0 || self.n_trees == 0 {
+            return Err(Error::Invalid(format!(
+                "et_fl needs resize ≥ 1 and n_trees ≥ 1 (got {}, {})",
+                self.resize, self.n_trees
+            )));
+        }
+        if !(self.C > 0.0) {
+            return Err(Error::Invalid(format!("et_fl needs C > 0 (got {})", self.C)));
         }
         Ok(())
     }
@@ -137,10 +126,10 @@ impl EtFl {
         vec![
             ("min_size".into(), Param::Float(self.min_size)),
             ("max_size".into(), Param::Float(self.max_size)),
-            ("colorspace".into(), Param::Str(self.colour.name().into())),
+            ("colorspace".into(), Param::Str(self.colorspace.as_str().into())),
             ("n_subwindows".into(), Param::Int(self.n_subwindows as i64)),
             ("n_trees".into(), Param::Int(self.n_trees as i64)),
-            ("C".into(), Param::Float(self.c)),
+            ("C".into(), Param::Float(self.C)),
         ]
     }
 
@@ -180,7 +169,7 @@ impl EtFl {
     }
 
     fn dim(&self) -> usize {
-        self.resize * self.resize * self.colour.channels()
+        self.resize * self.resize * self.colorspace.channels()
     }
 
     /// Writes the `n` subwindows of `img` (stream `stream`) as rows of `out` (`n × dim`).
@@ -196,7 +185,7 @@ impl EtFl {
             let x0 = rng.below(img.width as usize - side + 1);
             let y0 = rng.below(img.height as usize - side + 1);
             sample(img, x0, y0, side, r, &mut px);
-            convert(&px, self.colour, r * r, &mut out[s * d..(s + 1) * d]);
+            convert(&px, self.colorspace, r * r, &mut out[s * d..(s + 1) * d]);
         }
     }
 
@@ -275,7 +264,7 @@ impl EtFl {
         bar.inc(idx.len() as u64);
         bar.finish_and_clear();
         let labels: Vec<usize> = idx.iter().map(|i| ds.items[*i].label).collect();
-        model.svm = train_sparse(rows, &labels, acc, ds.classes.len(), self.c, false, 1e-4)?;
+        model.svm = train_sparse(rows, &labels, acc, ds.classes.len(), self.C, false, 1e-4)?;
         Ok(model)
     }
 }
@@ -410,61 +399,92 @@ impl EtFlModel {
     }
 }
 
-/// Scores of ET-FL on slide-grouped folds of the images `idx`.
-pub fn cross_val(p: &EtFl, ds: &Dataset, idx: &[usize], cv: &Cv) -> Result<Vec<f64>> {
+/// Scores every grid point on slide-grouped folds of the images `idx` (through the grid search
+/// every learner shares; one fold at a time, since an ET-FL fit is parallel and memory-bound).
+fn search_points(
+    p: &EtFl,
+    ds: &Dataset,
+    idx: &[usize],
+    points: Vec<Vec<(String, Param)>>,
+    cv: &Cv,
+) -> Result<CvTable> {
     let slides: Vec<String> = idx.iter().map(|i| ds.items[*i].slide.clone()).collect();
     let labels: Vec<usize> = idx.iter().map(|i| ds.items[*i].label).collect();
-    cv.folds(&slides, &labels)?
-        .iter()
-        .map(|(tr, te)| {
-            let tr: Vec<usize> = tr.iter().map(|j| idx[*j]).collect();
-            let te: Vec<usize> = te.iter().map(|j| idx[*j]).collect();
-            let m = p.fit(ds, &tr)?;
-            let y: Vec<usize> = te.iter().map(|i| ds.items[*i].label).collect();
-            crate::eval::metrics::paper_score(&y, &m.decision(ds, &te)?, ds.classes.len())
-        })
-        .collect()
+    let folds = cv.plan(&slides, &labels, &ds.classes)?;
+    search(points, &folds, &labels, false, |point, fold| {
+        let mut q = p.clone();
+        for (k, v) in point {
+            q.set_param(k, v)?;
+        }
+        let tr: Vec<usize> = fold.train.iter().map(|j| idx[*j]).collect();
+        let te: Vec<usize> = fold.test.iter().map(|j| idx[*j]).collect();
+        q.fit(ds, &tr)?.decision(ds, &te)
+    })
 }
 
-/// Grid search over slide-grouped folds, then a refit of the best on all of `idx`.
+/// Scores of ET-FL (as it is, no grid) on slide-grouped folds of the images `idx`: a one-row table.
+pub fn cross_val(p: &EtFl, ds: &Dataset, idx: &[usize], cv: &Cv) -> Result<CvTable> {
+    let mut table = search_points(p, ds, idx, vec![Vec::new()], cv)?;
+    table.params = vec![p.params()];
+    Ok(table)
+}
+
+/// Grid search over slide-grouped folds (the paper's grid when `grid` is empty; points that are
+/// not valid together, such as min_size > max_size, are left out), then a refit of the best on
+/// all of `idx`.
 pub fn tune(
     p: &EtFl,
     ds: &Dataset,
     idx: &[usize],
     grid: &[(String, Vec<Param>)],
     cv: &Cv,
-) -> Result<(EtFlModel, crate::learn::tune::CvTable)> {
+) -> Result<(EtFlModel, CvTable)> {
     let grid = if grid.is_empty() {
         EtFl::paper_grid()
     } else {
         grid.to_vec()
     };
-    let mut points = Vec::new();
-    let mut folds = Vec::new();
-    for point in crate::learn::tune::expand(&grid) {
-        let mut q = p.clone();
-        let ok = point.iter().try_for_each(|(k, v)| q.set(k, v));
-        if ok.is_err() {
-            continue; // e.g. min_size > max_size: not a valid combination
-        }
-        folds.push(cross_val(&q, ds, idx, cv)?);
-        points.push(point);
-    }
+    let points: Vec<Vec<(String, Param)>> = expand(&grid)
+        .into_iter()
+        .filter(|point| {
+            let mut q = p.clone();
+            point.iter().all(|(k, v)| q.set_param(k, v).is_ok())
+        })
+        .collect();
     if points.is_empty() {
         return Err(Error::Invalid("no valid point in the et_fl grid".into()));
     }
-    let table = crate::learn::tune::CvTable {
-        params: points.clone(),
-        folds,
-        metric: if ds.classes.len() == 2 {
-            "roc_auc".into()
-        } else {
-            "accuracy".into()
-        },
-    };
+    let table = search_points(p, ds, idx, points, cv)?;
     let mut best = p.clone();
-    for (k, v) in &points[table.best()] {
-        best.set(k, v)?;
+    for (k, v) in &table.params[table.best()] {
+        best.set_param(k, v)?;
     }
     Ok((best.fit(ds, idx)?, table))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_typed_and_checked() {
+        let o = EtFl::from_object(
+            serde_json::json!({ "C": 1, "colorspace": "hsv", "n_subwindows": 10 })
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
+        .unwrap();
+        assert_eq!((o.C, o.colorspace, o.n_subwindows), (1.0, ColourSpace::Hsv, 10));
+        let e = EtFl::from_object(serde_json::json!({ "n_subwindow": 10 }).as_object().unwrap().clone())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean `n_subwindows`"), "{e}");
+        let mut q = EtFl::default();
+        q.set_param("max_size", &Param::Float(0.5)).unwrap();
+        assert!(q.set_param("min_size", &Param::Float(0.75)).unwrap_err().to_string().contains("min_size ≤ max_size"));
+        assert!(q.set_param("colorspace", &Param::Str("lab".into())).is_err());
+        let names: Vec<&str> = EtFl::fields().iter().map(|f| f.name).collect();
+        assert!(names.contains(&"C") && names.contains(&"colorspace"));
+    }
 }

@@ -1,34 +1,44 @@
 //! The results table every strategy appends to, average ranks across datasets (the paper's
 //! comparison), Table 2, and the Friedman test with the Nemenyi critical difference.
+//!
+//! A row is an options struct: a script's `r.add(#{ ... })` names its fields, an unknown key is an
+//! error with a suggestion, and `score` is required. Rows record how the tuning CV was scored
+//! (`scoring`) and why a row is not as the paper would have it (`note`); files written before
+//! those columns existed still load (the columns read as empty).
 
 use crate::error::{Context, Error, Result};
+use crate::options::Options;
 use polars::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 crate::options! {
-    /// One row of results (`r.add(#{ ... })`).
+    /// One row of results: what ran on which dataset, and its test score.
     pub struct Row for "results.add" {
-        /// Dataset name.
+        /// Dataset name, as given to `dataset`.
         dataset: String = String::new(),
-        /// Strategy of PAPER.md ("last layer", "merge layers", ...).
+        /// Strategy of PAPER.md (`last layer`, `feature selection`, ...).
         strategy: String = String::new(),
         /// Network(s) the features come from.
         network: String = String::new(),
-        /// Taps the features come from.
+        /// Taps (cut points) of the features.
         taps: String = String::new(),
         /// Classifier name.
         classifier: String = String::new(),
-        /// Chosen hyper-parameters, as text.
+        /// The chosen hyper-parameters, as text.
         params: String = String::new(),
-        /// "roc_auc" or "accuracy".
+        /// The metric of `score`: `roc_auc` or `accuracy`.
         metric: String = String::new(),
-        /// The score on the test set.
+        /// The test score (required).
         score: f64 = f64::NAN,
-        /// Number of features the classifier saw.
+        /// Number of features.
         n_features: i64 = 0,
-        /// Seconds the strategy took.
+        /// Wall-clock seconds.
         seconds: f64 = 0.0,
+        /// How the tuning CV scored its folds: `per_fold` or `pooled` (`holdout` for a validation part, empty without tuning).
+        scoring: String = String::new(),
+        /// Why the row is not as the paper would have it (a one-class test set, pooled CV scores); empty when it is.
+        note: String = String::new(),
     }
 }
 
@@ -55,6 +65,17 @@ pub struct Results {
 }
 
 impl Results {
+    /// Appends a row given as a JSON object (what `r.add(#{ ... })` passes): unknown keys are
+    /// errors naming the closest field, and the score is required.
+    pub fn add(&mut self, row: serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        crate::options::check_keys::<Row>(row.keys().map(|k| k.as_str()))?;
+        if row.get("score").map_or(true, |v| v.is_null()) {
+            return Err(Error::Invalid("a result row needs a score".into()));
+        }
+        self.rows.push(Row::from_object(row)?);
+        Ok(())
+    }
+
     /// As a polars table.
     pub fn frame(&self) -> Result<DataFrame> {
         let r = &self.rows;
@@ -81,6 +102,8 @@ impl Results {
                     "seconds".into(),
                     r.iter().map(|x| x.seconds).collect::<Vec<_>>(),
                 ),
+                Column::new("scoring".into(), s(|x| x.scoring.clone())),
+                Column::new("note".into(), s(|x| x.note.clone())),
             ],
         )?)
     }
@@ -143,6 +166,15 @@ impl Results {
             strs("metric")?,
         );
         let (sc, nf, se) = (nums("score")?, nums("n_features")?, nums("seconds")?);
+        // Columns added later: absent from older files, read as empty.
+        let optional = |n: &str| -> Result<Vec<String>> {
+            if df.column(n).is_ok() {
+                strs(n)
+            } else {
+                Ok(vec![String::new(); d.len()])
+            }
+        };
+        let (sg, no) = (optional("scoring")?, optional("note")?);
         let rows = (0..d.len())
             .map(|i| Row {
                 dataset: d[i].clone(),
@@ -155,6 +187,8 @@ impl Results {
                 score: sc[i],
                 n_features: nf[i] as i64,
                 seconds: se[i],
+                scoring: sg[i].clone(),
+                note: no[i].clone(),
             })
             .collect();
         Ok(Results { rows })
@@ -270,11 +304,7 @@ impl Ranks {
 /// Ranks of `v` where the highest value gets rank `len` and ties share the average rank.
 pub fn rank_row(v: &[f64]) -> Vec<f64> {
     let mut order: Vec<usize> = (0..v.len()).collect();
-    order.sort_by(|a, b| {
-        v[*a]
-            .partial_cmp(&v[*b])
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
+    order.sort_by(|a, b| v[*a].total_cmp(&v[*b]));
     let mut r = vec![0.0; v.len()];
     let mut i = 0;
     while i < order.len() {
@@ -470,5 +500,53 @@ mod tests {
         // scipy.stats.chi2.sf(3.84, 1) = 0.05004352; chi2.sf(10, 4) = 0.04042768
         assert!((chi2_sf(3.84, 1.0) - 0.050_043_52).abs() < 1e-6);
         assert!((chi2_sf(10.0, 4.0) - 0.040_427_68).abs() < 1e-6);
+    }
+
+    fn row(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_row_needs_a_score_and_known_keys() {
+        let mut r = Results::default();
+        let e = r.add(row(serde_json::json!({ "dataset": "x" }))).unwrap_err().to_string();
+        assert_eq!(e, "a result row needs a score");
+        let e = r.add(row(serde_json::json!({ "scor": 0.5 }))).unwrap_err().to_string();
+        assert!(e.contains("unknown option `scor` for results.add; did you mean `score`?"), "{e}");
+        r.add(row(serde_json::json!({ "dataset": "x", "score": 1, "n_features": 3, "scoring": "pooled" })))
+            .unwrap();
+        assert_eq!((r.rows[0].score, r.rows[0].n_features), (1.0, 3));
+    }
+
+    #[test]
+    fn scoring_and_note_round_trip_and_old_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = Results::default();
+        r.rows.push(Row {
+            dataset: "cohort".into(),
+            strategy: "last layer".into(),
+            score: 0.75,
+            scoring: "pooled".into(),
+            note: "test set holds one class".into(),
+            ..Default::default()
+        });
+        for ext in ["parquet", "csv"] {
+            let p = dir.path().join(format!("r.{ext}"));
+            r.save(&p).unwrap();
+            let back = Results::load(&p).unwrap();
+            assert_eq!(back.rows[0].scoring, "pooled");
+            assert_eq!(back.rows[0].note, "test set holds one class");
+            assert_eq!(back.rows[0].score, 0.75);
+        }
+        // A file from before the scoring and note columns.
+        let old = dir.path().join("old.csv");
+        std::fs::write(&old, "dataset,strategy,network,taps,classifier,params,metric,score,n_features,seconds\nd,s,n,t,c,p,roc_auc,0.5,3,1.0\n").unwrap();
+        let back = Results::load(&old).unwrap();
+        assert_eq!((back.rows[0].score, back.rows[0].scoring.as_str()), (0.5, ""));
+    }
+
+    #[test]
+    fn nan_scores_never_panic_a_sort() {
+        assert_eq!(rank_row(&[0.5, f64::NAN, 0.7]).len(), 3);
     }
 }

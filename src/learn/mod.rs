@@ -1,8 +1,10 @@
-//! Classifiers behind one trait (params → fit → fitted model), slide-grouped tuning, RFE.
+//! Classifiers behind one trait (params → fit → fitted model), the metrics they are scored with,
+//! slide-grouped tuning, RFE. Nothing here depends on `eval` (which reports with these metrics).
 //! Every classifier sees features standardised on its training rows when it needs that.
 
 pub mod extra_trees;
 pub mod linear_svm;
+pub mod metrics;
 pub mod perceptron;
 pub mod rfe;
 pub mod standardize;

@@ -1,9 +1,12 @@
 //! Cross-validated recursive feature elimination ranked by a model's importances (extra trees in
 //! the paper), and the paper's k_min rule: the smallest subset whose CV score is within
-//! `tolerance` of the best.
+//! `tolerance` of the best. Each subset size is scored over the folds as `tune` scores a grid
+//! point (per fold or pooled, see `tune`), so a small cohort whose folds lack a class still gets
+//! a curve.
 
+use super::tune::{constant_scores, resolve_scoring, score_folds};
 use super::{fit, Classifier};
-use crate::data::split::Cv;
+use crate::data::split::{Cv, Scoring};
 use crate::error::{Error, Result};
 use crate::features::FeatureSet;
 use rayon::prelude::*;
@@ -31,8 +34,12 @@ pub struct Rfe {
 /// The outcome: the curve, k_min and the selected columns.
 #[derive(Clone, Debug)]
 pub struct RfeResult {
-    /// `(number of features, mean CV score, std)`, from all features down to one.
+    /// `(number of features, CV score, std)`, from all features down to one. The score is the
+    /// pooled or the mean score (see `scoring`); the std is over the folds that have a score (0
+    /// when fewer than two do).
     pub curve: Vec<(usize, f64, f64)>,
+    /// How the folds were scored: pooled or per fold.
+    pub scoring: Scoring,
     pub k_min: usize,
     /// Columns kept at k_min (indices into the fitted set), most important first.
     pub selected: Vec<usize>,
@@ -54,13 +61,14 @@ impl Rfe {
         sizes
     }
 
-    /// Feature subsets along the elimination path on `f` (and their scores on `test` if given).
+    /// Feature subsets along the elimination path on `f` (and the decision scores of each subset's
+    /// model on `test` if given).
     fn path(
         &self,
         f: &FeatureSet,
         test: Option<&FeatureSet>,
         sizes: &[usize],
-    ) -> Result<(Vec<Vec<usize>>, Vec<f64>)> {
+    ) -> Result<(Vec<Vec<usize>>, Vec<Vec<f64>>)> {
         let mut current: Vec<usize> = (0..f.d).collect();
         let mut subsets = Vec::new();
         let mut scores = Vec::new();
@@ -70,7 +78,7 @@ impl Rfe {
             let sub = f.select_columns(&current)?;
             let m = fit(self.estimator.as_ref(), &sub)?;
             if let Some(t) = test {
-                scores.push(super::tune::paper_score(&m, &t.select_columns(&current)?)?);
+                scores.push(m.decision(&t.select_columns(&current)?)?);
             }
             let imp = m.importances().ok_or_else(|| {
                 Error::Invalid(format!(
@@ -80,11 +88,7 @@ impl Rfe {
             })?;
             // Re-rank the current features, most important first (stable for ties).
             let mut order: Vec<usize> = (0..current.len()).collect();
-            order.sort_by(|a, b| {
-                imp[*b]
-                    .partial_cmp(&imp[*a])
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            });
+            order.sort_by(|a, b| imp[*b].total_cmp(&imp[*a]));
             current = order.iter().map(|i| current[*i]).collect();
             subsets.push(current.clone());
         }
@@ -94,21 +98,37 @@ impl Rfe {
     /// Runs RFE with cross-validation on `f`.
     pub fn fit(&self, f: &FeatureSet) -> Result<RfeResult> {
         let sizes = self.schedule(f.d);
-        let folds = self.cv.folds(&f.slides, &f.labels)?;
-        let per_fold: Vec<Vec<f64>> = folds
+        let folds = self.cv.plan(&f.slides, &f.labels, &f.classes)?;
+        let (scoring, _) = resolve_scoring(&folds, f.classes.len())?;
+        // Per fold, per size: decision scores on the fold's test rows.
+        let per_fold: Vec<Vec<Vec<f64>>> = folds
+            .pairs
             .par_iter()
-            .map(|(tr, te)| Ok(self.path(&f.subset(tr)?, Some(&f.subset(te)?), &sizes)?.1))
-            .collect::<Result<_>>()?;
-        let curve: Vec<(usize, f64, f64)> = sizes
-            .iter()
             .enumerate()
-            .map(|(s, &k)| {
-                let v: Vec<f64> = per_fold.iter().map(|p| p[s]).collect();
-                let m = v.iter().sum::<f64>() / v.len() as f64;
-                let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
-                (k, m, sd)
+            .map(|(i, (tr, te))| {
+                let present: Vec<usize> = (0..f.classes.len())
+                    .filter(|c| folds.train_counts[i][*c] > 0)
+                    .collect();
+                if let [c] = present[..] {
+                    return Ok(vec![constant_scores(te.len(), f.classes.len(), c); sizes.len()]);
+                }
+                Ok(self.path(&f.subset(tr)?, Some(&f.subset(te)?), &sizes)?.1)
             })
-            .collect();
+            .collect::<Result<_>>()?;
+        let mut curve = Vec::with_capacity(sizes.len());
+        for (s, &k) in sizes.iter().enumerate() {
+            let d: Vec<Vec<f64>> = per_fold.iter().map(|p| p[s].clone()).collect();
+            let (per, pooled) = score_folds(&folds, &f.labels, &d)?;
+            let v: Vec<f64> = per.iter().copied().filter(|x| !x.is_nan()).collect();
+            let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
+            let sd = if v.len() < 2 {
+                0.0
+            } else {
+                (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
+            };
+            let score = if scoring == Scoring::Pooled { pooled } else { m };
+            curve.push((k, score, sd));
+        }
         let best = curve.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max);
         let k_min = curve
             .iter()
@@ -126,6 +146,7 @@ impl Rfe {
             curve,
             k_min,
             selected,
+            scoring,
             columns: f.columns.clone(),
         })
     }

@@ -1,7 +1,8 @@
 //! Script bindings of the ET-FL baseline (random subwindows, extra-trees leaf features, linear SVM):
 //! fitted, tuned and cross-validated on images like the classifiers are on features.
 
-use super::convert::{grid, param, params_map};
+use super::convert::{grid, options, params_map};
+use super::learning::{cv_field, cv_result};
 use super::data::DatasetRef;
 use super::registry::Api;
 use super::{to_rhai, RResult};
@@ -10,7 +11,7 @@ use crate::data::split::Cv;
 use crate::eval::table::Table;
 use crate::eval::Evaluation;
 use crate::learn::tune::CvTable;
-use rhai::{Array, Dynamic, Map};
+use rhai::Map;
 use std::rc::Rc;
 
 /// A fitted ET-FL model with its CV table when tuned.
@@ -25,10 +26,8 @@ fn all(d: &DatasetRef) -> Vec<usize> {
 }
 
 fn with_options(m: &Map) -> RResult<EtFl> {
-    let mut p = EtFl::default();
-    for (k, v) in m {
-        p.set(k, &param(v, k)?).map_err(to_rhai)?;
-    }
+    let p: EtFl = options(m)?;
+    p.validate().map_err(to_rhai)?;
     Ok(p)
 }
 
@@ -46,7 +45,8 @@ pub fn register(api: &mut Api) {
         "ET-FL with these parameters.",
         r#"let b = et_fl(#{ n_subwindows: 20, colorspace: "hsv" });"#,
         |m: Map| with_options(&m),
-    );
+    )
+    .options::<EtFl>();
     api.func(
         "fit(b: EtFl, data: Dataset) -> EtFlModel",
         "Fits ET-FL on all images of data.",
@@ -66,12 +66,11 @@ pub fn register(api: &mut Api) {
         },
     );
     api.func(
-        "cross_val(b: EtFl, data: Dataset, cv: Cv) -> Array",
-        "ET-FL scores on slide-grouped folds.",
-        "cross_val(et_fl(#{ n_subwindows: 10, n_trees: 5 }), small, slide_kfold(3))",
-        |p: EtFl, d: DatasetRef, cv: Cv| -> RResult<Array> {
-            let s = et_fl::cross_val(&p, &d, &all(&d), &cv).map_err(to_rhai)?;
-            Ok(s.into_iter().map(Dynamic::from).collect())
+        "cross_val(b: EtFl, data: Dataset, cv: Cv) -> Map",
+        "ET-FL's score on slide-grouped folds, as cross_val of a classifier reports it.",
+        "cross_val(et_fl(#{ n_subwindows: 10, n_trees: 5 }), small, slide_kfold(3)).score",
+        |p: EtFl, d: DatasetRef, cv: Cv| -> RResult<Map> {
+            et_fl::cross_val(&p, &d, &all(&d), &cv).map(|t| cv_result(&t)).map_err(to_rhai)
         },
     );
     api.func(
@@ -99,6 +98,20 @@ pub fn register(api: &mut Api) {
             Some(t) => t.frame().map(Table).map_err(to_rhai),
             None => Err("this model was not tuned (use tune)".into()),
         },
+    );
+    api.method(
+        "EtFlModel",
+        "m.cv_scoring() -> String",
+        "How the tuning CV scored its folds: \"per_fold\" or \"pooled\".",
+        "tune(et_fl(#{ n_subwindows: 10, n_trees: 5 }), small, #{ max_size: [1.0] }, slide_kfold(3)).cv_scoring()",
+        |m: &mut EtFlFitted| cv_field(&m.cv, false),
+    );
+    api.method(
+        "EtFlModel",
+        "m.cv_note() -> String",
+        "Why the tuning CV scored as it did.",
+        "tune(et_fl(#{ n_subwindows: 10, n_trees: 5 }), small, #{ max_size: [1.0] }, slide_kfold(3)).cv_note()",
+        |m: &mut EtFlFitted| cv_field(&m.cv, true),
     );
     api.method(
         "EtFlModel",

@@ -3,7 +3,7 @@
 use super::convert::{indices, ints, options, strings};
 use super::registry::Api;
 use super::{to_rhai, RResult};
-use crate::data::split::{Cv, Split, SplitOptions};
+use crate::data::split::{Cv, CvOptions, Split, SplitOptions};
 use crate::data::{Dataset, DatasetOptions};
 use crate::eval::table::Table;
 use rhai::{Array, Map};
@@ -22,7 +22,11 @@ pub fn open(path: &str, o: &DatasetOptions) -> RResult<DatasetRef> {
 }
 
 fn split(ds: &Dataset, o: &SplitOptions) -> RResult<Split> {
-    Split::new(ds, o).map_err(to_rhai)
+    let split = Split::new(ds, o).map_err(to_rhai)?;
+    for w in &split.warnings {
+        crate::progress::warn_once(w);
+    }
+    Ok(split)
 }
 
 /// Registers datasets, splits and folds.
@@ -93,7 +97,7 @@ so a study script takes a folder with its slide rule as one value.",
     api.method(
         "Dataset",
         "data.split(options: Map) -> Split",
-        "Train/val/test parts by slide, stratified by class as far as slides allow.\nA manifest's split column is used when every image has one.",
+        "Train/val/test parts by slide, stratified: every part holds every class when the slides allow, else a\nwarning says which cannot. A manifest's split column is used when every image has one.",
         "let s = data.split(#{ train: 0.6, val: 0.2, test: 0.2, seed: 1 });",
         |d: &mut DatasetRef, m: Map| split(d, &options(&m)?),
     )
@@ -130,17 +134,31 @@ so a study script takes a folder with its slide rule as one value.",
     );
     api.func(
         "slide_kfold(k: int) -> Cv",
-        "k folds of whole slides, stratified by class as far as slides allow.",
+        "k folds of whole slides, stratified: every fold's test part holds every class when the slides allow.",
         "let cv = slide_kfold(5);",
-        |k: i64| Cv::SlideKFold { k: k.max(0) as usize, seed: 0 },
+        |k: i64| Cv::slide_kfold(k.max(0) as usize),
     );
     api.func(
         "slide_kfold(k: int, seed: int) -> Cv",
         "Like slide_kfold(k) with another assignment of slides.",
         "let cv = slide_kfold(5, 42);",
-        |k: i64, s: i64| Cv::SlideKFold { k: k.max(0) as usize, seed: s.max(0) as u64 },
+        |k: i64, s: i64| Cv::slide_kfold_with(k.max(0) as usize, CvOptions { seed: s.max(0) as u64, ..Default::default() }),
     );
+    api.func(
+        "slide_kfold(k: int, options: Map) -> Cv",
+        "k slide folds with a seed and a scoring: \"auto\" scores per fold when every fold's score exists, else\npools the out-of-fold predictions (with a warning); \"pooled\" or \"per_fold\" choose.",
+        r#"let cv = slide_kfold(5, #{ scoring: "pooled" });"#,
+        |k: i64, m: Map| -> RResult<Cv> { Ok(Cv::slide_kfold_with(k.max(0) as usize, options(&m)?)) },
+    )
+    .options::<CvOptions>();
     api.func("leave_one_slide_out() -> Cv", "One fold per slide.", "let cv = leave_one_slide_out();", || {
-        Cv::LeaveOneSlideOut
+        Cv::leave_one_slide_out(CvOptions::default())
     });
+    api.func(
+        "leave_one_slide_out(options: Map) -> Cv",
+        "One fold per slide, with a scoring (a one-class slide makes \"auto\" pool).",
+        r#"let cv = leave_one_slide_out(#{ scoring: "pooled" });"#,
+        |m: Map| -> RResult<Cv> { Ok(Cv::leave_one_slide_out(options(&m)?)) },
+    )
+    .options::<CvOptions>();
 }

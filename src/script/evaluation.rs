@@ -1,7 +1,7 @@
 //! Script bindings of the `eval` room: evaluation of models and fine-tuned networks, importances,
 //! the results table every strategy appends to, ranks and the Friedman test.
 
-use super::convert::{ints, options, strings};
+use super::convert::{ints, strings};
 use super::data::DatasetRef;
 use super::networks::Net;
 use super::registry::Api;
@@ -63,6 +63,20 @@ pub fn register(api: &mut Api) {
         "evaluate(m, test).balanced_accuracy",
         |v: &mut Evaluation| v.balanced_accuracy,
     );
+    api.getter(
+        "Evaluation",
+        "e.metric -> String",
+        "The metric of e.score: \"roc_auc\" or \"accuracy\" (a one-class test set has no AUC).",
+        "evaluate(m, test).metric",
+        |v: &mut Evaluation| v.metric.clone(),
+    );
+    api.getter(
+        "Evaluation",
+        "e.note -> String",
+        "Why the score is not the paper's metric, when it is not; empty otherwise.",
+        "evaluate(m, test).note",
+        |v: &mut Evaluation| v.note.clone(),
+    );
     api.getter("Evaluation", "e.score -> float", "The paper's metric (AUC when binary, accuracy otherwise).", "evaluate(m, test).score", |v: &mut Evaluation| {
         v.score
     });
@@ -109,15 +123,14 @@ pub fn register(api: &mut Api) {
     api.method(
         "Results",
         "r.add(row: Map)",
-        "Appends a row; score is required.",
+        "Appends a row; score is required, unknown keys are errors.",
         r#"let r1 = results(); r1.add(#{ dataset: "bccd", strategy: "last layer", score: 0.8 });"#,
         |r: &mut ResultsRef, m: Map| -> RResult<()> {
-            if !m.contains_key("score") {
-                return Err("a result row needs a score".into());
+            let mut object = serde_json::Map::new();
+            for (k, v) in &m {
+                object.insert(k.to_string(), super::convert::to_json(v, k, "results.add")?);
             }
-            let row: Row = options(&m)?;
-            r.borrow_mut().rows.push(row);
-            Ok(())
+            r.borrow_mut().add(object).map_err(to_rhai)
         },
     )
     .options::<Row>();

@@ -11,11 +11,33 @@ use crate::learn::extra_trees::ExtraTrees;
 use crate::learn::linear_svm::LinearSvm;
 use crate::learn::perceptron::Perceptron;
 use crate::learn::rfe::{Rfe, RfeOptions, RfeResult};
+use crate::learn::tune::CvTable;
 use crate::learn::{self, Classifier, Model, Param};
 use rhai::{Array, Dynamic, Map};
 
 /// A script handle to a classifier before fitting.
 pub type ClassifierRef = Box<dyn Classifier>;
+
+/// What `cross_val` returns: the score that counts, how it was made, and each fold's score.
+pub fn cv_result(t: &CvTable) -> Map {
+    let mut m = Map::new();
+    m.insert("score".into(), t.score(0).into());
+    m.insert("scoring".into(), t.scoring.as_str().into());
+    m.insert("metric".into(), t.metric.clone().into());
+    m.insert("pooled".into(), t.pooled[0].into());
+    m.insert("folds".into(), t.folds[0].iter().map(|v| Dynamic::from(*v)).collect::<Array>().into());
+    m.insert("note".into(), t.note.clone().into());
+    m
+}
+
+/// The scoring (or, with `note`, the note) of a tuned model's CV table.
+pub fn cv_field(cv: &Option<CvTable>, note: bool) -> RResult<String> {
+    match cv {
+        Some(t) if note => Ok(t.note.clone()),
+        Some(t) => Ok(t.scoring.as_str().to_string()),
+        None => Err("this model was not tuned (use tune)".into()),
+    }
+}
 
 /// Checks every point of a grid against the classifier's options before any fitting starts.
 pub fn check_grid(c: &dyn Classifier, g: &[(String, Vec<Param>)]) -> RResult<()> {
@@ -101,12 +123,11 @@ pub fn register(api: &mut Api) {
         |c: ClassifierRef, f: FeatureSet, cv: Cv| tune(c.as_ref(), &f, &Map::new(), &cv),
     );
     api.func(
-        "cross_val(clf: Classifier, f: FeatureSet, cv: Cv) -> Array",
-        "The paper's score on each fold for a fixed classifier.",
-        "cross_val(linear_svm(#{ C: 0.01 }), f, slide_kfold(3))",
-        |c: ClassifierRef, f: FeatureSet, cv: Cv| -> RResult<Array> {
-            let s = learn::tune::cross_val(c.as_ref(), &f, &cv).map_err(to_rhai)?;
-            Ok(s.into_iter().map(Dynamic::from).collect())
+        "cross_val(clf: Classifier, f: FeatureSet, cv: Cv) -> Map",
+        "The paper's score of a fixed classifier: score (pooled or mean, see scoring), scoring, metric, pooled,\nfolds (each fold's score, NaN where it does not exist), note.",
+        "cross_val(linear_svm(#{ C: 0.01 }), f, slide_kfold(3)).score",
+        |c: ClassifierRef, f: FeatureSet, cv: Cv| -> RResult<Map> {
+            learn::tune::cross_val(c.as_ref(), &f, &cv).map(|t| cv_result(&t)).map_err(to_rhai)
         },
     );
     api.method(
@@ -119,12 +140,32 @@ pub fn register(api: &mut Api) {
             None => Err("this model was not tuned (use tune)".into()),
         },
     );
-    api.method("Model", "m.cv_best() -> float", "The best mean CV score of a tuned model.", "m.cv_best()", |m: &mut Model| -> RResult<f64> {
-        match &m.cv {
-            Some(t) => Ok(t.mean(t.best())),
-            None => Err("this model was not tuned (use tune)".into()),
-        }
-    });
+    api.method(
+        "Model",
+        "m.cv_best() -> float",
+        "The best CV score of a tuned model (pooled or mean over folds, see m.cv_scoring()).",
+        "m.cv_best()",
+        |m: &mut Model| -> RResult<f64> {
+            match &m.cv {
+                Some(t) => Ok(t.score(t.best())),
+                None => Err("this model was not tuned (use tune)".into()),
+            }
+        },
+    );
+    api.method(
+        "Model",
+        "m.cv_scoring() -> String",
+        "How the tuning CV scored its folds: \"per_fold\" or \"pooled\".",
+        "m.cv_scoring()",
+        |m: &mut Model| cv_field(&m.cv, false),
+    );
+    api.method(
+        "Model",
+        "m.cv_note() -> String",
+        "Why the tuning CV scored as it did (empty when per fold as usual).",
+        "m.cv_note()",
+        |m: &mut Model| cv_field(&m.cv, true),
+    );
     api.method("Model", "m.best_params() -> Map", "The hyper-parameters of the model.", "m.best_params()", |m: &mut Model| {
         params_map(m.classifier.params())
     });
@@ -142,7 +183,7 @@ pub fn register(api: &mut Api) {
             Ok(Rfe {
                 estimator: c,
                 step: o.step,
-                cv: cv.unwrap_or(Cv::SlideKFold { k: 3, seed: 0 }),
+                cv: cv.unwrap_or_else(|| Cv::slide_kfold(3)),
                 tolerance: o.tolerance,
             })
         },

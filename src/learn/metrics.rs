@@ -1,6 +1,9 @@
 //! Metrics, matching scikit-learn's definitions: accuracy, balanced accuracy, ROC AUC (binary,
-//! ties averaged) and macro one-vs-rest AUC, confusion matrix. Undefined cases are errors, never NaN.
+//! ties averaged) and macro one-vs-rest AUC, confusion matrix. Undefined cases are errors, never NaN;
+//! a score that is NaN never panics a sort. Pure functions of labels and scores: `learn` scores its
+//! folds with them and `eval` (which re-exports this module) reports with them.
 
+use super::argmax_rows;
 use crate::error::{Error, Result};
 
 /// Fraction of correct predictions.
@@ -63,7 +66,7 @@ pub fn roc_auc(pos: &[bool], scores: &[f64]) -> Result<f64> {
         ));
     }
     let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|a, b| scores[*a].partial_cmp(&scores[*b]).unwrap());
+    order.sort_by(|a, b| scores[*a].total_cmp(&scores[*b]));
     let mut rank_sum = 0.0;
     let mut i = 0;
     while i < order.len() {
@@ -100,7 +103,47 @@ pub fn paper_score(y: &[usize], scores: &[f64], k: usize) -> Result<f64> {
         let s: Vec<f64> = scores.chunks(2).map(|r| r[1] - r[0]).collect();
         roc_auc(&pos, &s)
     } else {
-        accuracy(y, &crate::learn::argmax_rows(scores, k))
+        accuracy(y, &argmax_rows(scores, k))
+    }
+}
+
+/// The name of the paper's metric for `k` classes: `roc_auc` for two, `accuracy` otherwise.
+pub fn paper_metric(k: usize) -> &'static str {
+    if k == 2 {
+        "roc_auc"
+    } else {
+        "accuracy"
+    }
+}
+
+/// Images of each of the `k` classes in `y`.
+pub fn class_counts(y: &[usize], k: usize) -> Vec<usize> {
+    let mut c = vec![0; k];
+    for v in y {
+        if *v < k {
+            c[*v] += 1;
+        }
+    }
+    c
+}
+
+/// Whether the paper's metric is defined on labels `y` of `k` classes: ROC AUC needs both
+/// classes; accuracy needs rows.
+pub fn paper_score_defined(y: &[usize], k: usize) -> bool {
+    if k == 2 {
+        class_counts(y, 2).iter().all(|c| *c > 0)
+    } else {
+        !y.is_empty()
+    }
+}
+
+/// The paper's metric where it is defined on `y`, else accuracy: `(score, metric name)`. For a
+/// test or validation set that holds one class of two, where ROC AUC does not exist.
+pub fn paper_score_or_accuracy(y: &[usize], scores: &[f64], k: usize) -> Result<(f64, &'static str)> {
+    if paper_score_defined(y, k) {
+        Ok((paper_score(y, scores, k)?, paper_metric(k)))
+    } else {
+        Ok((accuracy(y, &argmax_rows(scores, k))?, "accuracy"))
     }
 }
 
@@ -121,6 +164,19 @@ mod tests {
             0.5
         );
         assert!(roc_auc(&[true, true], &[0.1, 0.2]).is_err());
+    }
+
+    #[test]
+    fn one_class_falls_back_to_accuracy() {
+        let (s, m) = paper_score_or_accuracy(&[1, 1, 1], &[0.0, 1.0, 1.0, 0.0, 0.0, 1.0], 2).unwrap();
+        assert_eq!((s, m), (2.0 / 3.0, "accuracy"));
+        let (s, m) = paper_score_or_accuracy(&[0, 1], &[1.0, 0.0, 0.0, 1.0], 2).unwrap();
+        assert_eq!((s, m), (1.0, "roc_auc"));
+    }
+
+    #[test]
+    fn a_nan_score_is_an_error_not_a_panic() {
+        assert!(roc_auc(&[true, false, true], &[f64::NAN, 0.1, 0.2]).is_err());
     }
 
     #[test]
