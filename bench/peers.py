@@ -41,6 +41,28 @@ def extract(root, net, tap):
     return {"images": n, "seconds": time.perf_counter() - t0}
 
 
+def extract_vit(root, timm_name):
+    """A timm ViT's class token (after the final norm) for every image, as a notebook does."""
+    import torch, timm
+    model = timm.create_model(timm_name, pretrained=False, num_classes=0).eval()
+    t0 = time.perf_counter()
+    n = 0
+    with torch.no_grad():
+        for x, _ in loader(root):
+            model.forward_features(x)[:, 0]
+            n += x.shape[0]
+    return {"images": n, "seconds": time.perf_counter() - t0}
+
+
+def forward_vit(timm_name, batch):
+    """One forward pass of a batch of random images (peak memory of a ViT at a batch size)."""
+    import torch, timm
+    model = timm.create_model(timm_name, pretrained=False, num_classes=0).eval()
+    with torch.no_grad():
+        model.forward_features(torch.randn(int(batch), 3, 224, 224))
+    return {"batch": int(batch)}
+
+
 def matmul():
     import torch
     x = torch.randn(2048, 2048)
@@ -91,4 +113,4 @@ def learn(path, *parts):
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    print(json.dumps({"decode": decode, "extract": extract, "matmul": matmul, "learn": learn}[cmd](*args)))
+    print(json.dumps({"decode": decode, "extract": extract, "extract_vit": extract_vit, "forward_vit": forward_vit, "matmul": matmul, "learn": learn}[cmd](*args)))

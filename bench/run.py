@@ -56,7 +56,7 @@ def images(n, dest):
     return dest
 
 
-PARTS = ["prompt", "decode", "extract", "memory", "learn", "etfl"]
+PARTS = ["prompt", "decode", "extract", "vit", "memory", "learn", "etfl"]
 RESULTS = os.path.join(ROOT, "bench", "results.json")
 
 
@@ -153,6 +153,21 @@ def main():
                      "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=4294967296 gives " + ", ".join(tuned) + ".")
         notes.append("GFLOP/s for patholab uses the network's forward cost up to the tap, approximated from the published full-network cost "
                      "(ResNet-50 8.2 GFLOPs; DenseNet-201 to denseblock2 ≈1.9 of 8.7 GFLOPs).")
+
+    if start("vit"):
+        # ViT feature extraction (class token after the final norm), random weights, both sides under
+        # the same malloc settings; peak memory of one ViT-L forward pass at batch 32.
+        same = dict(os.environ, MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="4294967296")
+        venv = dict(env, MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="4294967296")
+        for ours_name, timm_name, label in [("kaiko_vits16", "vit_small_patch16_224", "ViT-S/16"), ("kaiko_vitb16", "vit_base_patch16_224", "ViT-B/16")]:
+            shutil.rmtree(env["PATHOLAB_CACHE"], ignore_errors=True)
+            ours = last_json(measure([BIN, "bench", "extract", img500, ours_name, "norm"], venv)["out"])
+            theirs = last_json(measure([PY, os.path.join(ROOT, "bench/peers.py"), "extract_vit", img500, timm_name], same)["out"])
+            a, b = ours["images"] / ours["seconds"], theirs["images"] / theirs["seconds"]
+            rows.append((f"{label} features (class token), 500 images, CPU", f"{a:.1f} img/s", f"{b:.1f} img/s (timm + DataLoader, same malloc settings)", f"{a / b:.2f}x (target ≥ 1.0x)"))
+        ours = measure([BIN, "bench", "forward", "uni", "norm", "32", "1"], venv)["rss_kb"] / 1024
+        theirs = measure([PY, os.path.join(ROOT, "bench/peers.py"), "forward_vit", "vit_large_patch16_224", "32"], same)["rss_kb"] / 1024
+        rows.append(("peak RSS, ViT-L/16 forward at batch 32, CPU", f"{ours:.0f} MB", f"{theirs:.0f} MB (timm)", f"{ours / theirs:.2f}x (target ≤ 1.0x)"))
 
     if start("memory"):
         img5000 = images(5000, os.path.join(WORK, "img5000"))

@@ -36,7 +36,9 @@ fn signature(spec_name: &str) -> Vec<f64> {
     .unwrap();
     let taps = net.resolve_taps(&["last".to_string()]).unwrap();
     let out = tch::no_grad(|| net.forward_taps(&input(net.spec.input_size), &taps, false));
-    let v = out[0].mean_dim([2i64, 3].as_slice(), false, Kind::Double).flatten(0, -1);
+    // A convolutional map [1, c, h, w] is averaged over its grid, a token tensor [1, t, c] over its tokens.
+    let dims: &[i64] = if out[0].dim() == 4 { &[2, 3] } else { &[1] };
+    let v = out[0].mean_dim(dims, false, Kind::Double).flatten(0, -1);
     let v: Vec<f64> = Vec::try_from(v).unwrap();
     let n = v.len() as f64;
     let mean = v.iter().sum::<f64>() / n;

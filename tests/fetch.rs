@@ -143,3 +143,95 @@ fn a_checksum_mismatch_is_refused() {
     assert!(!dir.path().join("resnet18.safetensors").exists());
     assert!(!dir.path().join("resnet18.safetensors.part").exists());
 }
+
+/// Answers every request with `status` (as Hugging Face does for a gated repository).
+fn refuse(status: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(5) {
+            let mut s = stream.unwrap();
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut head = Vec::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                head.push(line.trim().to_string());
+            }
+            seen.lock().unwrap().push(head.join(" | "));
+            let body = "Access to model MahmoodLab/UNI is restricted.";
+            let reply = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    (addr, log)
+}
+
+#[test]
+fn a_gated_repository_that_refuses_says_what_to_do() {
+    let (url, log) = refuse("401 Unauthorized");
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_patholab"))
+        .env("PATHOLAB_HF_ENDPOINT", &url)
+        .env("PATHOLAB_WEIGHTS", dir.path())
+        .env_remove("HF_TOKEN")
+        .args(["--quiet", "weights", "fetch", "uni"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in ["MahmoodLab/UNI refused the download", "gated repository", "HF_TOKEN is not set", "accept the model's terms", "patholab weights import FILE --as uni"] {
+        assert!(err.contains(want), "{want:?} not in: {err}");
+    }
+    assert!(log.lock().unwrap()[0].starts_with("GET /MahmoodLab/UNI/resolve/main/pytorch_model.bin"));
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing is left behind");
+
+    // With a token: it is sent, and a refusal says the token was refused.
+    let (url, log) = refuse("403 Forbidden");
+    let out = Command::new(env!("CARGO_BIN_EXE_patholab"))
+        .env("PATHOLAB_HF_ENDPOINT", &url)
+        .env("PATHOLAB_WEIGHTS", dir.path())
+        .env("HF_TOKEN", "hf_test")
+        .args(["--quiet", "weights", "fetch", "uni"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("HTTP 403") && err.contains("token in HF_TOKEN was refused"), "{err}");
+    assert!(log.lock().unwrap()[0].to_ascii_lowercase().contains("authorization: bearer hf_test"));
+}
+
+#[test]
+fn weights_list_shows_every_foundation_model_with_its_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_patholab"))
+        .env("PATHOLAB_WEIGHTS", dir.path())
+        .args(["weights", "list"])
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    for (name, repo) in [
+        ("uni ", "MahmoodLab/UNI, gated"),
+        ("uni2_h", "MahmoodLab/UNI2-h, gated"),
+        ("phikon ", "owkin/phikon)"),
+        ("phikon_v2", "owkin/phikon-v2"),
+        ("virchow ", "paige-ai/Virchow, gated"),
+        ("virchow2", "paige-ai/Virchow2, gated"),
+        ("h_optimus_0", "bioptimus/H-optimus-0, gated"),
+        ("h_optimus_1", "bioptimus/H-optimus-1, gated"),
+        ("gigapath", "prov-gigapath/prov-gigapath, gated"),
+        ("kaiko_vits16", "kaiko_ai"),
+        ("kaiko_vitb16", "kaiko_ai"),
+        ("kaiko_vitl14", "kaiko_ai"),
+        ("lunit_vits8", "lunit_dino"),
+        ("dinov2_vitl14_reg4", "timm/vit_large_patch14_reg4_dinov2"),
+        ("vit_base_patch16_224", "timm/vit_base_patch16_224"),
+    ] {
+        let line = list.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} not in:\n{list}"));
+        assert!(line.contains(repo), "{line}");
+    }
+}

@@ -190,3 +190,35 @@ fn ranks_and_friedman_equal_scipy_on_the_papers_table() {
         v["p_value"]
     );
 }
+
+#[test]
+fn foundation_models_example_on_random_weights_has_a_row_per_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = dir.path().join("no-weights");
+    let example = |sets: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_patholab"));
+        c.current_dir(dir.path())
+            .env("PATHOLAB_WEIGHTS", &weights)
+            .env("PATHOLAB_CACHE", dir.path().join("cache"))
+            .args(["--quiet", "run"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/foundation_models.rhai"));
+        for s in sets {
+            c.args(["--set", s]);
+        }
+        let o = c.output().unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+    };
+    // Without weights it says how to get them and stops.
+    let (_, log) = example(&[]);
+    assert!(log.contains("patholab weights fetch kaiko_vits16") && log.contains("random=true"), "{log}");
+    let (ok, log) = example(&["random=true"]);
+    assert!(ok, "{log}");
+    let r = Results::load(&dir.path().join("runs/foundation_models/results.csv")).unwrap();
+    let blocks: Vec<&Row> = r.rows.iter().filter(|row| row.strategy == "FM block").collect();
+    assert_eq!(blocks.len(), 12, "one row per block of ViT-S");
+    assert_eq!(blocks[11].taps, "blocks.11");
+    for strategy in ["last layer", "inner layers (kaiko_vits16)", "merge layers", "merge networks"] {
+        assert!(r.rows.iter().any(|row| row.strategy == strategy), "{strategy}");
+    }
+    assert!(r.rows.iter().any(|row| row.network == "kaiko_vits16+efficientnet_lite0"));
+}

@@ -17,14 +17,22 @@ use tch::{Device, Tensor};
 pub const VERSION: u32 = 1;
 
 crate::choice! {
-    /// How a tap's feature map becomes a vector.
+    /// How a tap's output becomes a vector: a CNN's feature map or a ViT's tokens.
     pub enum Reduce {
-        /// Global average pooling.
+        /// The network's published pooling: GAP for CNNs, the class token (Virchow: cls+mean) for ViTs.
+        Default = "default",
+        /// Global average pooling (ViTs: over the patch grid).
         Gap = "gap",
-        /// Global max pooling.
+        /// Global max pooling (ViTs: over the patch grid).
         Gmp = "gmp",
         /// Both, concatenated (average first).
         GapGmp = "gap+gmp",
+        /// ViTs: the class token.
+        Cls = "cls",
+        /// ViTs: the mean of the patch tokens (class and register tokens excluded).
+        Mean = "mean",
+        /// ViTs: the class token and the mean of the patch tokens, concatenated (Virchow's embedding).
+        ClsMean = "cls+mean",
     }
 }
 
@@ -34,10 +42,58 @@ impl Reduce {
         self.as_str()
     }
 
+    /// `"default"` made concrete for `net`; a token reducer on a CNN (or a ViT without a class
+    /// token asked for `cls`) is an error naming both.
+    pub fn resolve(self, net: &Network) -> Result<Reduce> {
+        use crate::nets::vit::Pool;
+        let tokens = net.tokens();
+        let r = match (self, tokens) {
+            (Reduce::Default, None) => Reduce::Gap,
+            (Reduce::Default, Some(t)) => match t.pool {
+                Pool::Cls => Reduce::Cls,
+                Pool::ClsMean => Reduce::ClsMean,
+            },
+            (r, _) => r,
+        };
+        let token_only = matches!(r, Reduce::Cls | Reduce::Mean | Reduce::ClsMean);
+        if token_only && tokens.is_none() {
+            return Err(Error::Invalid(format!(
+                "reduce {:?} needs a ViT's tokens; {} is a CNN (use \"gap\", \"gmp\" or \"gap+gmp\")",
+                r.name(),
+                net.spec.name
+            )));
+        }
+        if matches!(r, Reduce::Cls | Reduce::ClsMean) && tokens.is_some_and(|t| !t.cls) {
+            return Err(Error::Invalid(format!("reduce {:?}: {} has no class token", r.name(), net.spec.name)));
+        }
+        Ok(r)
+    }
+
+    /// A tap output → `[n, c']`: `[n, c, h, w]` maps of CNNs, `[n, tokens, dim]` of ViTs (whose
+    /// prefix tokens `tokens` describes). `self` is resolved (not `Default`).
+    pub fn apply_tokens(self, t: &Tensor, tokens: Option<crate::nets::vit::Tokens>) -> Tensor {
+        use crate::nets::vit::{patch_tokens, pool, Pool};
+        let Some(tk) = tokens else { return self.apply(t) };
+        let f = |x: Tensor| x.to_kind(tch::Kind::Float);
+        match self {
+            Reduce::Default | Reduce::Cls => f(pool(t, tk, Pool::Cls)),
+            Reduce::ClsMean => f(pool(t, tk, Pool::ClsMean)),
+            Reduce::Mean | Reduce::Gap => patch_tokens(t, tk).mean_dim(1, false, tch::Kind::Float),
+            Reduce::Gmp => f(patch_tokens(t, tk).amax(1, false)),
+            Reduce::GapGmp => {
+                let p = patch_tokens(t, tk);
+                Tensor::cat(&[p.mean_dim(1, false, tch::Kind::Float), f(p.amax(1, false))], 1)
+            }
+        }
+    }
+
     /// `[n, c, h, w]` → `[n, c']`.
     pub fn apply(self, t: &Tensor) -> Tensor {
         let dims = &[-2i64, -1][..];
         match self {
+            Reduce::Default | Reduce::Cls | Reduce::Mean | Reduce::ClsMean => {
+                unreachable!("token reducers are resolved against the network first")
+            }
             Reduce::Gap => t.mean_dim(dims, false, tch::Kind::Float),
             Reduce::Gmp => t.amax(dims, false),
             Reduce::GapGmp => Tensor::cat(
@@ -56,8 +112,8 @@ crate::options! {
     pub struct ExtractOptions for "features" {
         /// Tap names, or a preset: "last", "paper", "all".
         taps: Names = Names(vec!["last".into()]),
-        /// How each feature map becomes a vector.
-        reduce: Reduce = Reduce::Gap,
+        /// How each tap output becomes a vector ("default": GAP for CNNs, the published pooling for ViTs).
+        reduce: Reduce = Reduce::Default,
         /// Images per forward pass.
         batch: usize = 32,
         /// [i, n]: compute only the images whose content hash falls in shard i of n.
@@ -102,6 +158,8 @@ pub fn image_hashes(ds: &Dataset) -> Result<Vec<Hash>> {
 /// Extracts features of `ds` at the requested taps; cached rows are read, the rest computed.
 pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<FeatureSet> {
     let taps = net.resolve_taps(&o.taps.0)?;
+    // The concrete reducer is what keys the cache and names the columns.
+    let o = &ExtractOptions { reduce: o.reduce.resolve(net)?, ..o.clone() };
     let pre = preprocess_for(net);
     let setting = format!(
         "{}|{}|{}|{}|code {}.{}",
@@ -254,7 +312,7 @@ fn compute(
         for (t, out) in outs.iter().enumerate() {
             let v = o
                 .reduce
-                .apply(out)
+                .apply_tokens(out, net.tokens())
                 .to_device(Device::Cpu)
                 .to_kind(tch::Kind::Float)
                 .contiguous();

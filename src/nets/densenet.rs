@@ -117,6 +117,7 @@ pub fn build(p: &nn::Path, depth: usize) -> Body {
         stages,
         pre_logits: Box::new(|x, _| super::layers::gap(x)),
         fc_path: "classifier".into(),
+        tokens: None,
         fc_in: c,
     }
 }

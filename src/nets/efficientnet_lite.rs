@@ -162,6 +162,7 @@ pub fn build(p: &nn::Path, variant: usize) -> Body {
         stages,
         pre_logits: Box::new(move |x, t| super::layers::gap(x).dropout(dropout, t)),
         fc_path: "_fc".into(),
+        tokens: None,
         fc_in: 1280,
     }
 }

@@ -1,6 +1,8 @@
 //! `patholab weights fetch NAME`: downloads a network's weights from its Hugging Face repository
 //! with a progress bar, resumes a partial download, checks the sha256 when known, checks that
-//! the file loads strictly into the network, and only then puts it in the weights folder.
+//! the file loads strictly into the network, and only then puts it in the weights folder (a
+//! PyTorch `.bin` is converted to `.safetensors` on the way). A token in `HF_TOKEN` is sent;
+//! a gated repository that refuses the download is a message saying what to do.
 
 use super::registry::{NetSpec, Source};
 use super::{weights_dir, NetOptions, Network, Weights};
@@ -16,11 +18,11 @@ fn endpoint() -> String {
 
 /// Downloads `spec`'s weights; `sha256` overrides the registry's checksum.
 pub fn fetch(spec: &'static NetSpec, sha256: Option<&str>, quiet: bool) -> Result<PathBuf> {
-    let (repo, file, known) = spec
+    let (repo, file, known, gated) = spec
         .sources
         .iter()
         .find_map(|s| match s {
-            Source::HuggingFace { repo, file, sha256 } => Some((*repo, *file, *sha256)),
+            Source::HuggingFace { repo, file, sha256, gated } => Some((*repo, *file, *sha256, *gated)),
             _ => None,
         })
         .ok_or_else(|| {
@@ -39,13 +41,18 @@ pub fn fetch(spec: &'static NetSpec, sha256: Option<&str>, quiet: bool) -> Resul
     let dest = dir.join(format!("{}.safetensors", spec.name));
     let part = dir.join(format!("{}.safetensors.part", spec.name));
     let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
+    let token = std::env::var("HF_TOKEN").ok().filter(|t| !t.trim().is_empty());
     let mut req = ureq::get(&url);
+    if let Some(t) = &token {
+        req = req.header("Authorization", &format!("Bearer {}", t.trim()));
+    }
     if have > 0 {
         req = req.header("Range", &format!("bytes={have}-"));
     }
-    let resp = req
-        .call()
-        .map_err(|e| Error::Invalid(format!("download of {url} failed: {e}")))?;
+    let resp = req.call().map_err(|e| match e {
+        ureq::Error::StatusCode(code @ (401 | 403)) => Error::Invalid(refused(spec.name, repo, file, code, gated, token.is_some())),
+        e => Error::Invalid(format!("download of {url} failed: {e}")),
+    })?;
     let resumed = resp.status().as_u16() == 206;
     let total = resp
         .headers()
@@ -95,6 +102,12 @@ pub fn fetch(spec: &'static NetSpec, sha256: Option<&str>, quiet: bool) -> Resul
             return Err(Error::file(&part, format!("checksum mismatch: expected sha256 {want}, got {got}; the download was removed")));
         }
     }
+    if !file.ends_with(".safetensors") {
+        // A PyTorch file: checked and converted by the import path, then the download goes.
+        let out = super::import_weights(&part, spec.name)?;
+        std::fs::remove_file(&part).at(&part)?;
+        return Ok(out);
+    }
     // The file must load strictly into the network before it is kept.
     Network::build(
         spec,
@@ -107,4 +120,21 @@ pub fn fetch(spec: &'static NetSpec, sha256: Option<&str>, quiet: bool) -> Resul
     )?;
     std::fs::rename(&part, &dest).at(&dest)?;
     Ok(dest)
+}
+
+/// What to do when Hugging Face answers 401/403.
+fn refused(name: &str, repo: &str, file: &str, code: u16, gated: bool, had_token: bool) -> String {
+    let page = format!("https://huggingface.co/{repo}");
+    let why = if had_token {
+        "the token in HF_TOKEN was refused (its account has no access to this repository yet, or the token is not valid)"
+    } else {
+        "no token was sent: HF_TOKEN is not set"
+    };
+    format!(
+        "{repo} refused the download of {file} (HTTP {code}){}: {why}.\n\
+         To get {name}: log in at {page}, accept the model's terms of use, create a read token at\n\
+         https://huggingface.co/settings/tokens, then run: HF_TOKEN=hf_... patholab weights fetch {name}\n\
+         or download {file} yourself and run: patholab weights import FILE --as {name}",
+        if gated { "; it is a gated repository" } else { "" }
+    )
 }

@@ -204,6 +204,7 @@ pub fn build(p: &nn::Path) -> Body {
         stages,
         pre_logits: Box::new(|x, _| super::layers::gap(x)),
         fc_path: "classif".into(),
+        tokens: None,
         fc_in: 1536,
     }
 }

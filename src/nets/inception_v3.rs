@@ -163,6 +163,7 @@ pub fn build(p: &nn::Path) -> Body {
         stages,
         pre_logits: Box::new(|x, t| super::layers::gap(x).dropout(0.5, t)),
         fc_path: "fc".into(),
+        tokens: None,
         fc_in: 2048,
     }
 }

@@ -46,6 +46,7 @@ pub fn build(p: &tch::nn::Path) -> Body {
         stages,
         pre_logits: Box::new(|x, _| super::layers::gap(x)),
         fc_path: "classifier".into(),
+        tokens: None,
         fc_in: cin,
     }
 }

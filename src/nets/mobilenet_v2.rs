@@ -112,6 +112,7 @@ pub fn build(p: &nn::Path) -> Body {
         stages,
         pre_logits: Box::new(|x, t| super::layers::gap(x).dropout(0.2, t)),
         fc_path: "classifier.1".into(),
+        tokens: None,
         fc_in: 1280,
     }
 }

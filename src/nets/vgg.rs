@@ -65,6 +65,7 @@ pub fn build(p: &nn::Path, depth: usize) -> Body {
                 .dropout(0.5, t)
         }),
         fc_path: "classifier.6".into(),
+        tokens: None,
         fc_in: 4096,
     }
 }

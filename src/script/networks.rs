@@ -47,13 +47,16 @@ pub fn register(api: &mut Api) {
         |n: &str, m: Map| open(n, &options(&m)?),
     )
     .options::<NetworkOptions>();
+    api.method("Network", "net.name() -> String", "The registry name (\"resnet50\", \"uni\").", "net.name()", |n: &mut Net| {
+        n.spec.name.to_string()
+    });
     api.method("Network", "net.taps() -> Array", "Every tap (block boundary), in forward order.", "net.taps()", |n: &mut Net| {
         strings(&n.taps())
     });
     api.method(
         "Network",
         "net.preset(name: String) -> Array",
-        "The taps of a preset: \"last\", \"paper\" (PAPER.md's cut points) or \"all\".",
+        "The taps of a preset: \"last\", \"paper\" (PAPER.md's cut points; a ViT's: every block), \"all\",\nor for ViTs \"quarters\" (the blocks at 25/50/75/100 % depth).",
         r#"net.preset("paper")"#,
         |n: &mut Net, p: &str| n.resolve_taps(&[p.to_string()]).map(|v| strings(&v)).map_err(to_rhai),
     );
