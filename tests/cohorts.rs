@@ -47,8 +47,8 @@ fn fixture() -> Fixture {
     )
     .unwrap();
     let svm = LinearSvm {
-        c: v["C"].as_f64().unwrap(),
-        tolerance: v["tol"].as_f64().unwrap(),
+        C: v["C"].as_f64().unwrap(),
+        tol: v["tol"].as_f64().unwrap(),
         ..Default::default()
     };
     Fixture {

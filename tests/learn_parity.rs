@@ -89,7 +89,7 @@ fn linear_svm_matches_linearsvc() {
         for (i, c) in [0.001, 0.01, 0.1, 1.0].iter().enumerate() {
             let ours = fold_scores(
                 &LinearSvm {
-                    c: *c,
+                    C: *c,
                     ..Default::default()
                 },
                 &d,

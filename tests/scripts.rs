@@ -206,7 +206,7 @@ fn foundation_models_example_on_random_weights_has_a_row_per_block() {
             c.args(["--set", s]);
         }
         let o = c.output().unwrap();
-        (o.status.success(), String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr))
+        (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
     };
     // Without weights it says how to get them and stops.
     let (_, log) = example(&[]);
