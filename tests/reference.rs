@@ -28,7 +28,11 @@ for d in ["a", "b", "c"] {
 
 #[test]
 fn the_committed_reference_is_what_the_binary_generates() {
-    let out = common::patholab().arg("docs").output().unwrap();
+    let out = common::patholab()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("docs")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let generated = String::from_utf8(out.stdout).unwrap();
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reference.md");
@@ -43,6 +47,8 @@ fn the_committed_reference_is_what_the_binary_generates() {
 fn every_declaration_has_help_and_its_example_runs() {
     let dir = tempfile::tempdir().unwrap();
     std::env::set_var("PATHOLAB_CACHE", dir.path().join("cache"));
+    // Examples write files where they run; the folder is given back before it is deleted.
+    let home = std::env::current_dir().unwrap();
     std::env::set_current_dir(dir.path()).unwrap();
     patholab::progress::set_quiet(true);
     let engine = script::engine();
@@ -64,6 +70,7 @@ fn every_declaration_has_help_and_its_example_runs() {
             failures.push(format!("{} — `{}`: {e}", d.signature, d.example));
         }
     }
+    std::env::set_current_dir(home).unwrap();
     assert!(failures.is_empty(), "{} example(s) failed:\n{}", failures.len(), failures.join("\n"));
 }
 
