@@ -38,7 +38,11 @@ pub fn release() {
 /// A zeroed buffer of `dims[0] × dims[1] × …` values, or an error saying that `what` needs more
 /// memory than can be had: a failed allocation aborts the process, this is a message instead.
 pub fn zeroed<T: Clone + Default>(dims: &[usize], what: &str) -> crate::Result<Vec<T>> {
-    let shape = dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" × ");
+    let shape = dims
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(" × ");
     let too_much = |bytes: String| {
         crate::invalid!("{what}: {shape} values ({bytes}) is more memory than can be had")
     };
@@ -48,7 +52,10 @@ pub fn zeroed<T: Clone + Default>(dims: &[usize], what: &str) -> crate::Result<V
         .ok_or_else(|| too_much("beyond 2^64 bytes".into()))?;
     let mut v: Vec<T> = Vec::new();
     v.try_reserve_exact(n).map_err(|_| {
-        too_much(format!("{:.1} GB", n as f64 * std::mem::size_of::<T>() as f64 / 1e9))
+        too_much(format!(
+            "{:.1} GB",
+            n as f64 * std::mem::size_of::<T>() as f64 / 1e9
+        ))
     })?;
     v.resize(n, T::default());
     Ok(v)
@@ -59,9 +66,16 @@ mod tests {
     #[test]
     fn an_impossible_buffer_is_an_error_not_an_abort() {
         assert_eq!(super::zeroed::<f32>(&[2, 3], "x").unwrap(), vec![0.0; 6]);
-        let e = super::zeroed::<f32>(&[1 << 40, 1 << 30], "subwindows").unwrap_err().to_string();
-        assert!(e.starts_with("subwindows: 1099511627776 × 1073741824 values (beyond"), "{e}");
-        let e = super::zeroed::<f32>(&[1 << 50], "subwindows").unwrap_err().to_string();
+        let e = super::zeroed::<f32>(&[1 << 40, 1 << 30], "subwindows")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("subwindows: 1099511627776 × 1073741824 values (beyond"),
+            "{e}"
+        );
+        let e = super::zeroed::<f32>(&[1 << 50], "subwindows")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("GB) is more memory than can be had"), "{e}");
     }
 }

@@ -330,10 +330,17 @@ mod tests {
 
     #[test]
     fn an_unknown_key_names_it_and_suggests_the_closest() {
-        let e = Demo::from_object(obj(json!({ "head_epoch": 1 }))).unwrap_err().to_string();
-        assert!(e.contains("unknown option `head_epoch` for demo; did you mean `head_epochs`?"), "{e}");
+        let e = Demo::from_object(obj(json!({ "head_epoch": 1 })))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown option `head_epoch` for demo; did you mean `head_epochs`?"),
+            "{e}"
+        );
         assert!(e.contains("valid: head_epochs, lr, mode, out"), "{e}");
-        let e = Demo::from_object(obj(json!({ "zzzzzz": 1 }))).unwrap_err().to_string();
+        let e = Demo::from_object(obj(json!({ "zzzzzz": 1 })))
+            .unwrap_err()
+            .to_string();
         assert!(!e.contains("did you mean"), "{e}");
     }
 
@@ -342,9 +349,17 @@ mod tests {
         let e = Demo::from_object(obj(json!({ "lr": 0.1, "head_epochs": "five" })))
             .unwrap_err()
             .to_string();
-        assert_eq!(e, "option `head_epochs` of demo must be int ≥ 0, got \"five\"");
-        let e = Demo::from_object(obj(json!({ "mode": "slow" }))).unwrap_err().to_string();
-        assert_eq!(e, "option `mode` of demo must be \"fast\" | \"per_fold\", got \"slow\"");
+        assert_eq!(
+            e,
+            "option `head_epochs` of demo must be int ≥ 0, got \"five\""
+        );
+        let e = Demo::from_object(obj(json!({ "mode": "slow" })))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "option `mode` of demo must be \"fast\" | \"per_fold\", got \"slow\""
+        );
     }
 
     #[test]
@@ -365,7 +380,11 @@ mod tests {
         let mut d = Demo::default();
         d.set("lr", json!(0.5)).unwrap();
         assert_eq!(d.lr, 0.5);
-        assert!(d.set("lx", json!(0.5)).unwrap_err().to_string().contains("did you mean `lr`"));
+        assert!(d
+            .set("lx", json!(0.5))
+            .unwrap_err()
+            .to_string()
+            .contains("did you mean `lr`"));
     }
 
     #[test]

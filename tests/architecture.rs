@@ -9,7 +9,9 @@
 use std::path::Path;
 
 const LEVELS: &[&[&str]] = &[
-    &["error", "rng", "cancel", "memory", "progress", "options", "lib"],
+    &[
+        "error", "rng", "cancel", "memory", "progress", "options", "lib",
+    ],
     &["nets"],
     &["data"],
     &["features"],
@@ -29,7 +31,13 @@ fn level(room: &str) -> Option<usize> {
 /// The room of a file: its first folder under src/, or its stem for a top-level file.
 fn room_of(path: &Path, src: &Path) -> String {
     let rel = path.strip_prefix(src).unwrap();
-    let first = rel.components().next().unwrap().as_os_str().to_string_lossy().to_string();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy()
+        .to_string();
     first.trim_end_matches(".rs").to_string()
 }
 
@@ -50,7 +58,10 @@ fn imports(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (i, _) in code.match_indices("crate::") {
         let rest = &code[i + 7..];
-        let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
         let before = &code[..i];
         // `$crate::` in macros and `patholab::` are not imports of a room.
         if before.ends_with('$') || name.is_empty() {
@@ -70,19 +81,30 @@ fn no_room_imports_a_room_above_it() {
     for f in &files {
         let room = room_of(f, &src);
         let Some(mine) = level(&room) else {
-            panic!("{}: room {room:?} is not in the layering order; add it to LEVELS", f.display());
+            panic!(
+                "{}: room {room:?} is not in the layering order; add it to LEVELS",
+                f.display()
+            );
         };
         for used in imports(&std::fs::read_to_string(f).unwrap()) {
             let Some(theirs) = level(&used) else { continue }; // a crate-root item (Error, Result, parse_device)
             let sideways = theirs == mine && mine != 0; // the base rooms lean on each other
             if used != room && (theirs > mine || sideways) {
-                upward.push(format!("{}: {room} imports {used}", f.strip_prefix(&src).unwrap().display()));
+                upward.push(format!(
+                    "{}: {room} imports {used}",
+                    f.strip_prefix(&src).unwrap().display()
+                ));
             }
         }
     }
     upward.sort();
     upward.dedup();
-    assert!(upward.is_empty(), "{} upward or sideways import(s):\n{}", upward.len(), upward.join("\n"));
+    assert!(
+        upward.is_empty(),
+        "{} upward or sideways import(s):\n{}",
+        upward.len(),
+        upward.join("\n")
+    );
 }
 
 #[test]

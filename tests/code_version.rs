@@ -17,7 +17,10 @@ use tch::{Kind, Tensor};
 /// libtorch's random generator is global: tests that build random networks take turns.
 static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/code_versions.json");
+const GOLDEN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/code_versions.json"
+);
 
 /// A fixed, smooth input image of the network's size.
 fn input(size: i64) -> Tensor {
@@ -31,7 +34,10 @@ fn input(size: i64) -> Tensor {
 fn signature(spec_name: &str) -> Vec<f64> {
     let net = Network::new(
         spec_name,
-        NetOptions { weights: Weights::Random(0), ..Default::default() },
+        NetOptions {
+            weights: Weights::Random(0),
+            ..Default::default()
+        },
     )
     .unwrap();
     let taps = net.resolve_taps(&["last".to_string()]).unwrap();
@@ -51,13 +57,21 @@ fn signature(spec_name: &str) -> Vec<f64> {
 /// The preprocessing's signature: a synthetic 37×29 image through crop, resize and normalisation.
 fn preprocessing_signature() -> Vec<f64> {
     let pixels: Vec<u8> = (0..37 * 29 * 3).map(|i| ((i * 7919) % 251) as u8).collect();
-    let img = Rgb { width: 37, height: 29, pixels };
+    let img = Rgb {
+        width: 37,
+        height: 29,
+        pixels,
+    };
     let mut out = Vec::new();
     for (interpolation, normalisation) in [
         (Interpolation::Bilinear, Normalisation::ImageNet),
         (Interpolation::Bicubic, Normalisation::Inception),
     ] {
-        let p = Preprocess { size: 16, interpolation, normalisation };
+        let p = Preprocess {
+            size: 16,
+            interpolation,
+            normalisation,
+        };
         let px = square_resize(&img, &p, None);
         let mut f = vec![0f32; 3 * 16 * 16];
         normalise_into(&px, 16, normalisation, &mut f);
@@ -90,8 +104,10 @@ fn outputs_change_only_with_a_version_bump() {
         std::fs::write(GOLDEN, serde_json::to_string_pretty(&now).unwrap() + "\n").unwrap();
         return;
     }
-    let golden: BTreeMap<String, Value> =
-        serde_json::from_str(&std::fs::read_to_string(GOLDEN).expect("tests/fixtures/code_versions.json")).unwrap();
+    let golden: BTreeMap<String, Value> = serde_json::from_str(
+        &std::fs::read_to_string(GOLDEN).expect("tests/fixtures/code_versions.json"),
+    )
+    .unwrap();
     let mut problems = Vec::new();
     for (family, entry) in &now {
         let Some(old) = golden.get(family) else {
@@ -99,7 +115,12 @@ fn outputs_change_only_with_a_version_bump() {
             continue;
         };
         let sig = |e: &Value| -> Vec<f64> {
-            e["signature"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
+            e["signature"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect()
         };
         let same_numbers = close(&sig(entry), &sig(old));
         let same_version = entry["version"] == old["version"];
@@ -108,7 +129,10 @@ fn outputs_change_only_with_a_version_bump() {
                 "{family}: its output changed but its version did not; bump VERSION (cached features would be stale), then bless"
             ));
         } else if !same_version {
-            problems.push(format!("{family}: version {} → {}: bless the golden file", old["version"], entry["version"]));
+            problems.push(format!(
+                "{family}: version {} → {}: bless the golden file",
+                old["version"], entry["version"]
+            ));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -118,7 +142,14 @@ fn outputs_change_only_with_a_version_bump() {
 fn the_signature_sees_a_small_change_of_the_computation() {
     // The check has teeth: a small numeric change of the computation moves the signature.
     let _turn = RNG.lock().unwrap_or_else(|e| e.into_inner());
-    let net = Network::new("resnet18", NetOptions { weights: Weights::Random(0), ..Default::default() }).unwrap();
+    let net = Network::new(
+        "resnet18",
+        NetOptions {
+            weights: Weights::Random(0),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let taps = net.resolve_taps(&["last".to_string()]).unwrap();
     let x = input(net.spec.input_size);
     let a = tch::no_grad(|| net.forward_taps(&x, &taps, false))[0].mean(Kind::Double);
@@ -135,12 +166,29 @@ fn another_reducer_is_computed_anew_and_differs() {
     let cache = tempfile::tempdir().unwrap();
     std::env::set_var("PATHOLAB_CACHE", cache.path());
     let ds = Dataset::open("demo:kather", &OpenOptions::default()).unwrap();
-    let net = Network::new("efficientnet_lite0", NetOptions { weights: Weights::Random(3), ..Default::default() }).unwrap();
-    let with = |reduce| ExtractOptions { reduce, quiet: true, ..Default::default() };
+    let net = Network::new(
+        "efficientnet_lite0",
+        NetOptions {
+            weights: Weights::Random(3),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let with = |reduce| ExtractOptions {
+        reduce,
+        quiet: true,
+        ..Default::default()
+    };
     let gap = extract(&net, &ds, &with(Reduce::Gap)).unwrap();
     let gmp = extract(&net, &ds, &with(Reduce::Gmp)).unwrap();
     let again = extract(&net, &ds, &with(Reduce::Gap)).unwrap();
     assert_eq!((gap.computed, gmp.computed, again.computed), (24, 24, 0));
-    assert!(gap.x.iter().zip(gmp.x.iter()).any(|(a, b)| (a - b).abs() > 1e-6), "GMP served GAP's numbers");
+    assert!(
+        gap.x
+            .iter()
+            .zip(gmp.x.iter())
+            .any(|(a, b)| (a - b).abs() > 1e-6),
+        "GMP served GAP's numbers"
+    );
     assert_eq!(gap.x, again.x);
 }

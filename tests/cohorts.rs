@@ -70,10 +70,19 @@ fn close(ours: f64, theirs: &serde_json::Value, what: &str) {
 fn pooled_scores_equal_cross_val_predict_then_roc_auc() {
     let fx = fixture();
     // Leave one slide out: every test part holds one class, so auto pools.
-    let t = cross_val(&fx.svm, &fx.f, &Cv::leave_one_slide_out(CvOptions::default())).unwrap();
+    let t = cross_val(
+        &fx.svm,
+        &fx.f,
+        &Cv::leave_one_slide_out(CvOptions::default()),
+    )
+    .unwrap();
     assert_eq!(t.scoring, Scoring::Pooled);
     assert!(t.folds[0].iter().all(|s| s.is_nan()), "no fold has an AUC");
-    close(t.pooled[0], &fx.cases["leave_one_slide_out"]["auc"], "leave one slide out");
+    close(
+        t.pooled[0],
+        &fx.cases["leave_one_slide_out"]["auc"],
+        "leave one slide out",
+    );
     assert_eq!(t.score(0), t.pooled[0]);
 
     // GroupKFold's folds, one of which holds one class: the same through the shared grid search.
@@ -102,11 +111,16 @@ fn pooled_scores_equal_cross_val_predict_then_roc_auc() {
         scoring: Scoring::PerFold,
         ..folds
     };
-    let e = search(vec![vec![]], &per_fold, &fx.f.labels, true, |_, _| Ok(vec![]))
-        .unwrap_err()
-        .to_string();
+    let e = search(vec![vec![]], &per_fold, &fx.f.labels, true, |_, _| {
+        Ok(vec![])
+    })
+    .unwrap_err()
+    .to_string();
     assert!(
-        e.starts_with(&format!("fold {} of 4 given folds: its test part holds ", one_class[0])),
+        e.starts_with(&format!(
+            "fold {} of 4 given folds: its test part holds ",
+            one_class[0]
+        )),
         "{e}"
     );
     assert!(e.contains("scoring: \"pooled\""), "{e}");
@@ -124,10 +138,17 @@ fn cohort(dir: &Path, name: &str, slides: &[(&str, usize)]) -> PathBuf {
         v.sort();
         v
     };
-    let (mut infected, mut not) = (images("Neutrophil").into_iter(), images("Eosinophil").into_iter());
+    let (mut infected, mut not) = (
+        images("Neutrophil").into_iter(),
+        images("Eosinophil").into_iter(),
+    );
     let mut csv = String::from("path,label,slide\n");
     for (s, (label, n)) in slides.iter().enumerate() {
-        let source = if *label == "Infected" { &mut infected } else { &mut not };
+        let source = if *label == "Infected" {
+            &mut infected
+        } else {
+            &mut not
+        };
         for _ in 0..*n {
             let p = source.next().expect("enough demo images");
             csv += &format!("{},{label},patient{s}\n", p.display());
@@ -156,14 +177,31 @@ fn study(dir: &Path, csv: &Path) -> (String, Results) {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(o.status.success(), "the study failed on {}:\n{log}", csv.display());
+    assert!(
+        o.status.success(),
+        "the study failed on {}:\n{log}",
+        csv.display()
+    );
     let t2 = std::fs::read_to_string(out.join("table2.md")).unwrap_or_default();
-    for strategy in ["baseline (ET-FL)", "last layer", "feature selection", "inner layers", "fine-tuning"] {
-        assert!(t2.contains(strategy), "{strategy} missing from table2.md:\n{t2}\n{log}");
+    for strategy in [
+        "baseline (ET-FL)",
+        "last layer",
+        "feature selection",
+        "inner layers",
+        "fine-tuning",
+    ] {
+        assert!(
+            t2.contains(strategy),
+            "{strategy} missing from table2.md:\n{t2}\n{log}"
+        );
     }
     let r = Results::load(&out.join("results.parquet")).unwrap();
     for row in &r.rows {
-        let want: &[&str] = if row.classifier == "network" { &["holdout"] } else { &["pooled", "per_fold"] };
+        let want: &[&str] = if row.classifier == "network" {
+            &["holdout"]
+        } else {
+            &["pooled", "per_fold"]
+        };
         assert!(want.contains(&row.scoring.as_str()), "{row:?}");
         assert!(row.score.is_finite(), "{row:?}");
     }
@@ -189,21 +227,40 @@ fn the_whole_study_finishes_on_small_cohorts() {
     );
     let (log, r) = study(dir.path(), &csv);
     // train+val keeps 2 of NotInfected's 3 slides: 3 folds cannot all hold it; said once.
-    let said = "class NotInfected has 2 slides in the 5 slides given; 3 slide folds cannot all hold it";
+    let said =
+        "class NotInfected has 2 slides in the 5 slides given; 3 slide folds cannot all hold it";
     assert_eq!(log.matches(said).count(), 1, "{log}");
-    assert!(r.rows.iter().all(|row| row.scoring != "per_fold"), "every CV pooled");
-    assert!(r.rows.iter().any(|row| row.note.contains(said)), "{:?}", r.rows[0]);
-    assert!(r.rows.iter().all(|row| row.metric == "roc_auc"), "the test set holds both classes");
+    assert!(
+        r.rows.iter().all(|row| row.scoring != "per_fold"),
+        "every CV pooled"
+    );
+    assert!(
+        r.rows.iter().any(|row| row.note.contains(said)),
+        "{:?}",
+        r.rows[0]
+    );
+    assert!(
+        r.rows.iter().all(|row| row.metric == "roc_auc"),
+        "the test set holds both classes"
+    );
 
     // 4 slides, 2 per class: the test set holds one slide, so one class.
     let dir = tempfile::tempdir().unwrap();
     let csv = cohort(
         dir.path(),
         "cohort4",
-        &[("Infected", 20), ("Infected", 20), ("NotInfected", 20), ("NotInfected", 20)],
+        &[
+            ("Infected", 20),
+            ("Infected", 20),
+            ("NotInfected", 20),
+            ("NotInfected", 20),
+        ],
     );
     let (log, r) = study(dir.path(), &csv);
-    assert!(log.contains("train, val and test cannot all hold it"), "{log}");
+    assert!(
+        log.contains("train, val and test cannot all hold it"),
+        "{log}"
+    );
     for row in &r.rows {
         assert_eq!(row.metric, "accuracy", "{row:?}");
         assert!(row.note.contains("test set holds one class"), "{row:?}");

@@ -165,7 +165,10 @@ fn refuse(status: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
             }
             seen.lock().unwrap().push(head.join(" | "));
             let body = "Access to model MahmoodLab/UNI is restricted.";
-            let reply = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let reply = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
             let _ = s.write_all(reply.as_bytes());
         }
     });
@@ -185,11 +188,22 @@ fn a_gated_repository_that_refuses_says_what_to_do() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    for want in ["MahmoodLab/UNI refused the download", "gated repository", "HF_TOKEN is not set", "accept the model's terms", "patholab weights import FILE --as uni"] {
+    for want in [
+        "MahmoodLab/UNI refused the download",
+        "gated repository",
+        "HF_TOKEN is not set",
+        "accept the model's terms",
+        "patholab weights import FILE --as uni",
+    ] {
         assert!(err.contains(want), "{want:?} not in: {err}");
     }
-    assert!(log.lock().unwrap()[0].starts_with("GET /MahmoodLab/UNI/resolve/main/pytorch_model.bin"));
-    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing is left behind");
+    assert!(
+        log.lock().unwrap()[0].starts_with("GET /MahmoodLab/UNI/resolve/main/pytorch_model.bin")
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "nothing is left behind"
+    );
 
     // With a token: it is sent, and a refusal says the token was refused.
     let (url, log) = refuse("403 Forbidden");
@@ -201,8 +215,15 @@ fn a_gated_repository_that_refuses_says_what_to_do() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("HTTP 403") && err.contains("token in HF_TOKEN was refused"), "{err}");
-    assert!(log.lock().unwrap()[0].to_ascii_lowercase().contains("authorization: bearer hf_test"));
+    assert!(
+        !out.status.success()
+            && err.contains("HTTP 403")
+            && err.contains("token in HF_TOKEN was refused"),
+        "{err}"
+    );
+    assert!(log.lock().unwrap()[0]
+        .to_ascii_lowercase()
+        .contains("authorization: bearer hf_test"));
 }
 
 #[test]
@@ -231,7 +252,10 @@ fn weights_list_shows_every_foundation_model_with_its_repository() {
         ("dinov2_vitl14_reg4", "timm/vit_large_patch14_reg4_dinov2"),
         ("vit_base_patch16_224", "timm/vit_base_patch16_224"),
     ] {
-        let line = list.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} not in:\n{list}"));
+        let line = list
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} not in:\n{list}"));
         assert!(line.contains(repo), "{line}");
     }
 }

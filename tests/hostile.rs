@@ -183,22 +183,38 @@ fn every_hostile_script_ends_in_an_error_not_an_abort() {
     for case in corpus() {
         let (outcome, took) = run(&case);
         let (verdict, ok) = match &outcome {
-            Outcome::Hung => (format!("still running after {} s, killed", LIMIT.as_secs()), false),
-            Outcome::Signal(sig, err) => (format!("ABORTED by signal {sig}: {}", headline(err)), false),
+            Outcome::Hung => (
+                format!("still running after {} s, killed", LIMIT.as_secs()),
+                false,
+            ),
+            Outcome::Signal(sig, err) => {
+                (format!("ABORTED by signal {sig}: {}", headline(err)), false)
+            }
             Outcome::Exited(1, err) if err.contains(&case.expect) => (headline(err), true),
             Outcome::Exited(1, err) => (
-                format!("exit 1 but stderr lacks {:?}: {}", case.expect, headline(err)),
+                format!(
+                    "exit 1 but stderr lacks {:?}: {}",
+                    case.expect,
+                    headline(err)
+                ),
                 false,
             ),
             Outcome::Exited(0, _) => ("ran without an error".to_string(), false),
-            Outcome::Exited(c, err) => (format!("ABORTED with exit code {c}: {}", headline(err)), false),
+            Outcome::Exited(c, err) => (
+                format!("ABORTED with exit code {c}: {}", headline(err)),
+                false,
+            ),
         };
         let tag = match (case.pending, ok) {
             (true, _) => "pending",
             (false, true) => "ok",
             (false, false) => "FAIL",
         };
-        report += &format!("  {tag:<8}{:<32}{:>6.1}s  {verdict}\n", case.name, took.as_secs_f64());
+        report += &format!(
+            "  {tag:<8}{:<32}{:>6.1}s  {verdict}\n",
+            case.name,
+            took.as_secs_f64()
+        );
         if !ok && !case.pending {
             failures.push(format!("{}: {verdict}", case.name));
         }
@@ -209,7 +225,11 @@ fn every_hostile_script_ends_in_an_error_not_an_abort() {
 
 /// rexpect hands over each byte of the terminal as one char; this puts UTF-8 text back together.
 fn utf8(s: &str) -> String {
-    match s.chars().map(|c| u8::try_from(c as u32)).collect::<Result<Vec<u8>, _>>() {
+    match s
+        .chars()
+        .map(|c| u8::try_from(c as u32))
+        .collect::<Result<Vec<u8>, _>>()
+    {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(_) => s.to_string(),
     }
@@ -272,9 +292,16 @@ fn one_prompt_session_survives_the_whole_corpus() {
                 p.exp_string("interrupted")
                     .unwrap_or_else(|e| panic!("{}: Ctrl-C did not stop it: {e}", case.name));
                 p.exp_string("patholab> ").unwrap();
-                let verdict = format!("still running after {} s, stopped with Ctrl-C", LIMIT.as_secs());
-                report += &format!("  {:<8}{:<32}{:>6.1}s  {verdict}\n",
-                    if case.pending { "pending" } else { "FAIL" }, case.name, start.elapsed().as_secs_f64());
+                let verdict = format!(
+                    "still running after {} s, stopped with Ctrl-C",
+                    LIMIT.as_secs()
+                );
+                report += &format!(
+                    "  {:<8}{:<32}{:>6.1}s  {verdict}\n",
+                    if case.pending { "pending" } else { "FAIL" },
+                    case.name,
+                    start.elapsed().as_secs_f64()
+                );
                 if !case.pending {
                     failures.push(format!("{}: {verdict}", case.name));
                 }
@@ -287,7 +314,13 @@ fn one_prompt_session_survives_the_whole_corpus() {
             .unwrap_or_else(|e| panic!("{}: no prompt after it: {e}\n{before}{found}", case.name));
         let message = utf8(&format!("{found}{rest}"));
         let ok = found == "error" && message.contains(&case.expect);
-        let line = message.lines().next().unwrap_or("").chars().take(140).collect::<String>();
+        let line = message
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(140)
+            .collect::<String>();
         let tag = match (case.pending, ok) {
             (true, _) => "pending",
             (false, true) => "ok",
@@ -297,7 +330,11 @@ fn one_prompt_session_survives_the_whole_corpus() {
             "  {tag:<8}{:<32}{:>6.1}s  {}\n",
             case.name,
             start.elapsed().as_secs_f64(),
-            if found == "error" { line.as_str() } else { "ran without an error" }
+            if found == "error" {
+                line.as_str()
+            } else {
+                "ran without an error"
+            }
         );
         if !ok && !case.pending {
             failures.push(format!("{}: {}", case.name, message.trim()));

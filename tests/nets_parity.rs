@@ -118,7 +118,8 @@ fn real_lite0_weights_know_a_cat_and_an_espresso() {
         .find(|p| p.exists())
         .expect("scikit-image data");
     let cat = patholab::features::extract::classify(&net, &sk.join("chelsea.png"), 1).unwrap()[0].0;
-    let coffee = patholab::features::extract::classify(&net, &sk.join("coffee.png"), 1).unwrap()[0].0;
+    let coffee =
+        patholab::features::extract::classify(&net, &sk.join("coffee.png"), 1).unwrap()[0].0;
     assert!((281..=285).contains(&cat), "chelsea.png → class {cat}");
     assert!((967..=968).contains(&coffee), "coffee.png → class {coffee}");
 }

@@ -33,7 +33,11 @@ fn the_committed_reference_is_what_the_binary_generates() {
         .arg("docs")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let generated = String::from_utf8(out.stdout).unwrap();
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reference.md");
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
@@ -53,7 +57,9 @@ fn every_declaration_has_help_and_its_example_runs() {
     patholab::progress::set_quiet(true);
     let engine = script::engine();
     let mut scope = Scope::new();
-    engine.run_with_scope(&mut scope, PRELUDE).expect("the prelude runs");
+    engine
+        .run_with_scope(&mut scope, PRELUDE)
+        .expect("the prelude runs");
     let docs: &[Doc] = help::entries();
     assert!(docs.len() > 100, "only {} declarations", docs.len());
     let mut failures = Vec::new();
@@ -63,7 +69,10 @@ fn every_declaration_has_help_and_its_example_runs() {
             continue;
         }
         if !d.example.contains(&d.name) {
-            failures.push(format!("{}: the example does not use it: {}", d.name, d.example));
+            failures.push(format!(
+                "{}: the example does not use it: {}",
+                d.name, d.example
+            ));
         }
         let mut s = scope.clone();
         if let Err(e) = engine.eval_with_scope::<Dynamic>(&mut s, &d.example) {
@@ -71,14 +80,27 @@ fn every_declaration_has_help_and_its_example_runs() {
         }
     }
     std::env::set_current_dir(home).unwrap();
-    assert!(failures.is_empty(), "{} example(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} example(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn help_shows_options_with_their_defaults() {
     let h = help::help(Some("finetune"));
-    let line = h.lines().find(|l| l.trim_start().starts_with("head_epochs")).unwrap_or("");
-    assert!(line.contains("int ≥ 0") && line.contains(" 5 ") && line.contains("Epochs of the head phase"), "{h}");
+    let line = h
+        .lines()
+        .find(|l| l.trim_start().starts_with("head_epochs"))
+        .unwrap_or("");
+    assert!(
+        line.contains("int ≥ 0")
+            && line.contains(" 5 ")
+            && line.contains("Epochs of the head phase"),
+        "{h}"
+    );
     assert!(h.contains("example: "), "{h}");
     let h = help::help(Some("et_fl"));
     assert!(h.contains("(default 10)") || h.contains("C "), "{h}");

@@ -206,19 +206,44 @@ fn foundation_models_example_on_random_weights_has_a_row_per_block() {
             c.args(["--set", s]);
         }
         let o = c.output().unwrap();
-        (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+        (
+            o.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
     };
     // Without weights it says how to get them and stops.
     let (_, log) = example(&[]);
-    assert!(log.contains("patholab weights fetch kaiko_vits16") && log.contains("random=true"), "{log}");
+    assert!(
+        log.contains("patholab weights fetch kaiko_vits16") && log.contains("random=true"),
+        "{log}"
+    );
     let (ok, log) = example(&["random=true"]);
     assert!(ok, "{log}");
     let r = Results::load(&dir.path().join("runs/foundation_models/results.csv")).unwrap();
-    let blocks: Vec<&Row> = r.rows.iter().filter(|row| row.strategy == "FM block").collect();
+    let blocks: Vec<&Row> = r
+        .rows
+        .iter()
+        .filter(|row| row.strategy == "FM block")
+        .collect();
     assert_eq!(blocks.len(), 12, "one row per block of ViT-S");
     assert_eq!(blocks[11].taps, "blocks.11");
-    for strategy in ["last layer", "inner layers (kaiko_vits16)", "merge layers", "merge networks"] {
-        assert!(r.rows.iter().any(|row| row.strategy == strategy), "{strategy}");
+    for strategy in [
+        "last layer",
+        "inner layers (kaiko_vits16)",
+        "merge layers",
+        "merge networks",
+    ] {
+        assert!(
+            r.rows.iter().any(|row| row.strategy == strategy),
+            "{strategy}"
+        );
     }
-    assert!(r.rows.iter().any(|row| row.network == "kaiko_vits16+efficientnet_lite0"));
+    assert!(r
+        .rows
+        .iter()
+        .any(|row| row.network == "kaiko_vits16+efficientnet_lite0"));
 }

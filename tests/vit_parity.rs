@@ -18,11 +18,18 @@ fn generated() -> PathBuf {
 /// The registry entry `name` at the fixture's depth, with the fixture's weights.
 fn reduced(name: &str, depth: usize) -> (Network, Vec<(String, Tensor)>) {
     let st = generated().join(format!("vit_{name}.safetensors"));
-    assert!(st.exists(), "{} missing: run scripts/make-fixtures", st.display());
+    assert!(
+        st.exists(),
+        "{} missing: run scripts/make-fixtures",
+        st.display()
+    );
     let tensors = weights::read(&st).unwrap();
     let w: Vec<(String, Tensor)> = tensors
         .iter()
-        .filter_map(|(k, t)| k.strip_prefix("weights/").map(|k| (k.to_string(), t.shallow_clone())))
+        .filter_map(|(k, t)| {
+            k.strip_prefix("weights/")
+                .map(|k| (k.to_string(), t.shallow_clone()))
+        })
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let wpath = dir.path().join("w.safetensors");
@@ -32,7 +39,10 @@ fn reduced(name: &str, depth: usize) -> (Network, Vec<(String, Tensor)>) {
     let net = Network::build_with(
         spec,
         Arc::new(move |p: &tch::nn::Path| vit::build(p, &config)),
-        NetOptions { weights: Weights::File(wpath), ..Default::default() },
+        NetOptions {
+            weights: Weights::File(wpath),
+            ..Default::default()
+        },
         1000,
         imagenet::class_names(),
     )
@@ -47,7 +57,12 @@ fn relative_error(got: &Tensor, want: &Tensor) -> f64 {
 
 fn check(name: &str) {
     let (net, tensors) = reduced(name, 2);
-    let get = |k: &str| tensors.iter().find(|(n, _)| n == k).map(|(_, t)| t.shallow_clone());
+    let get = |k: &str| {
+        tensors
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, t)| t.shallow_clone())
+    };
     let x = get("input").unwrap();
     let taps = net.taps();
     assert_eq!(taps, ["blocks.0", "blocks.1", "norm"], "{name}: taps");
@@ -60,9 +75,15 @@ fn check(name: &str) {
         assert!(e <= 1e-4, "{name} tap {t}: relative error {e:e}");
         worst = worst.max(e);
     }
-    let pooled = Reduce::Default.resolve(&net).unwrap().apply_tokens(&outs[2], net.tokens());
+    let pooled = Reduce::Default
+        .resolve(&net)
+        .unwrap()
+        .apply_tokens(&outs[2], net.tokens());
     let e = relative_error(&pooled, &get("pooled").unwrap());
-    assert!(e <= 1e-4, "{name} published embedding: relative error {e:e}");
+    assert!(
+        e <= 1e-4,
+        "{name} published embedding: relative error {e:e}"
+    );
     if let Some(want) = get("logits") {
         let e = relative_error(&tch::no_grad(|| net.logits(&x, false)), &want);
         assert!(e <= 1e-4, "{name} logits: relative error {e:e}");
@@ -130,7 +151,9 @@ fn full_size_parameter_counts_are_the_published_ones() {
     let counts: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let mut checked = 0;
     for spec in registry::NETWORKS.iter().filter(|s| s.vit.is_some()) {
-        let want = counts[spec.name].as_i64().unwrap_or_else(|| panic!("{} not in {}", spec.name, path.display()));
+        let want = counts[spec.name]
+            .as_i64()
+            .unwrap_or_else(|| panic!("{} not in {}", spec.name, path.display()));
         let mut got = spec.vit.unwrap().parameter_count();
         if spec.name == "vit_base_patch16_224" {
             got += 768 * 1000 + 1000; // the ImageNet classifier
@@ -140,7 +163,14 @@ fn full_size_parameter_counts_are_the_published_ones() {
     }
     assert_eq!(checked, 20);
     // The model cards' round figures.
-    for (name, millions) in [("uni", 303), ("uni2_h", 681), ("virchow", 631), ("virchow2", 631), ("phikon", 86), ("gigapath", 1135)] {
+    for (name, millions) in [
+        ("uni", 303),
+        ("uni2_h", 681),
+        ("virchow", 631),
+        ("virchow2", 631),
+        ("phikon", 86),
+        ("gigapath", 1135),
+    ] {
         let n = registry::find(name).unwrap().vit.unwrap().parameter_count();
         assert_eq!((n as f64 / 1e6).round() as i64, millions, "{name}");
     }
@@ -149,16 +179,30 @@ fn full_size_parameter_counts_are_the_published_ones() {
 #[test]
 fn the_forward_pass_stops_at_the_deepest_tap_and_any_patch_multiple_is_a_valid_input() {
     let (net, tensors) = reduced("uni", 2);
-    let x = tensors.iter().find(|(n, _)| n == "input").unwrap().1.shallow_clone();
+    let x = tensors
+        .iter()
+        .find(|(n, _)| n == "input")
+        .unwrap()
+        .1
+        .shallow_clone();
     let first = tch::no_grad(|| net.forward_taps(&x, &["blocks.0".to_string()], false));
     assert_eq!(first.len(), 1);
-    let small = tch::no_grad(|| net.forward_taps(&x.narrow(2, 0, 160).narrow(3, 0, 192), &net.taps(), false));
+    let small = tch::no_grad(|| {
+        net.forward_taps(&x.narrow(2, 0, 160).narrow(3, 0, 192), &net.taps(), false)
+    });
     assert_eq!(small[2].size(), [2, 1 + 10 * 12, 1024]);
 }
 
 #[test]
 fn presets_over_blocks() {
-    let net = Network::new("kaiko_vits16", NetOptions { weights: Weights::Random(0), ..Default::default() }).unwrap();
+    let net = Network::new(
+        "kaiko_vits16",
+        NetOptions {
+            weights: Weights::Random(0),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let q = net.resolve_taps(&["quarters".into()]).unwrap();
     assert_eq!(q, ["blocks.2", "blocks.5", "blocks.8", "blocks.11"]);
     assert_eq!(net.resolve_taps(&["last".into()]).unwrap(), ["norm"]);
@@ -169,16 +213,45 @@ fn presets_over_blocks() {
 #[test]
 fn token_reducers_know_the_prefix_tokens() {
     let (net, tensors) = reduced("virchow2", 2);
-    let x = tensors.iter().find(|(n, _)| n == "input").unwrap().1.shallow_clone();
+    let x = tensors
+        .iter()
+        .find(|(n, _)| n == "input")
+        .unwrap()
+        .1
+        .shallow_clone();
     let out = tch::no_grad(|| net.forward_taps(&x, &["norm".to_string()], false)).remove(0);
     let tk = net.tokens().unwrap();
     assert_eq!(tk.prefix, 5);
-    let dim = |r: Reduce| r.resolve(&net).unwrap().apply_tokens(&out, net.tokens()).size()[1];
-    assert_eq!([dim(Reduce::Cls), dim(Reduce::Mean), dim(Reduce::ClsMean), dim(Reduce::Default), dim(Reduce::GapGmp)], [1280, 1280, 2560, 2560, 2560]);
+    let dim = |r: Reduce| {
+        r.resolve(&net)
+            .unwrap()
+            .apply_tokens(&out, net.tokens())
+            .size()[1]
+    };
+    assert_eq!(
+        [
+            dim(Reduce::Cls),
+            dim(Reduce::Mean),
+            dim(Reduce::ClsMean),
+            dim(Reduce::Default),
+            dim(Reduce::GapGmp)
+        ],
+        [1280, 1280, 2560, 2560, 2560]
+    );
     let mean = Reduce::Mean.apply_tokens(&out, net.tokens());
     let by_hand = out.narrow(1, 5, 256).mean_dim(1, false, tch::Kind::Float);
-    assert!(relative_error(&mean, &by_hand) < 1e-6, "registers are excluded from the mean");
-    let cnn = Network::new("resnet18", NetOptions { weights: Weights::Random(0), ..Default::default() }).unwrap();
+    assert!(
+        relative_error(&mean, &by_hand) < 1e-6,
+        "registers are excluded from the mean"
+    );
+    let cnn = Network::new(
+        "resnet18",
+        NetOptions {
+            weights: Weights::Random(0),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let err = Reduce::Cls.resolve(&cnn).unwrap_err().to_string();
     assert!(err.contains("resnet18 is a CNN"), "{err}");
     assert_eq!(Reduce::Default.resolve(&cnn).unwrap(), Reduce::Gap);

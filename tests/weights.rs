@@ -174,10 +174,13 @@ fn fuzz_every_reader() {
         let (tx, rx) = std::sync::mpsc::channel();
         let path = p.clone();
         std::thread::spawn(move || {
-            let _ = tx.send(std::panic::catch_unwind(|| weights::read(&path).map(|v| v.len())));
+            let _ = tx.send(std::panic::catch_unwind(|| {
+                weights::read(&path).map(|v| v.len())
+            }));
         });
         let keep = |data: &[u8]| {
-            let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-crash-{runs}.{ext}"));
+            let keep =
+                Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-crash-{runs}.{ext}"));
             std::fs::write(&keep, data).unwrap();
             keep
         };

@@ -116,7 +116,10 @@ impl EtFl {
             )));
         }
         if !(self.C > 0.0) {
-            return Err(Error::Invalid(format!("et_fl needs C > 0 (got {})", self.C)));
+            return Err(Error::Invalid(format!(
+                "et_fl needs C > 0 (got {})",
+                self.C
+            )));
         }
         Ok(())
     }
@@ -126,7 +129,10 @@ impl EtFl {
         vec![
             ("min_size".into(), Param::Float(self.min_size)),
             ("max_size".into(), Param::Float(self.max_size)),
-            ("colorspace".into(), Param::Str(self.colorspace.as_str().into())),
+            (
+                "colorspace".into(),
+                Param::Str(self.colorspace.as_str().into()),
+            ),
             ("n_subwindows".into(), Param::Int(self.n_subwindows as i64)),
             ("n_trees".into(), Param::Int(self.n_trees as i64)),
             ("C".into(), Param::Float(self.C)),
@@ -475,15 +481,29 @@ mod tests {
                 .clone(),
         )
         .unwrap();
-        assert_eq!((o.C, o.colorspace, o.n_subwindows), (1.0, ColourSpace::Hsv, 10));
-        let e = EtFl::from_object(serde_json::json!({ "n_subwindow": 10 }).as_object().unwrap().clone())
-            .unwrap_err()
-            .to_string();
+        assert_eq!(
+            (o.C, o.colorspace, o.n_subwindows),
+            (1.0, ColourSpace::Hsv, 10)
+        );
+        let e = EtFl::from_object(
+            serde_json::json!({ "n_subwindow": 10 })
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("did you mean `n_subwindows`"), "{e}");
         let mut q = EtFl::default();
         q.set_param("max_size", &Param::Float(0.5)).unwrap();
-        assert!(q.set_param("min_size", &Param::Float(0.75)).unwrap_err().to_string().contains("min_size ≤ max_size"));
-        assert!(q.set_param("colorspace", &Param::Str("lab".into())).is_err());
+        assert!(q
+            .set_param("min_size", &Param::Float(0.75))
+            .unwrap_err()
+            .to_string()
+            .contains("min_size ≤ max_size"));
+        assert!(q
+            .set_param("colorspace", &Param::Str("lab".into()))
+            .is_err());
         let names: Vec<&str> = EtFl::fields().iter().map(|f| f.name).collect();
         assert!(names.contains(&"C") && names.contains(&"colorspace"));
     }

@@ -443,9 +443,18 @@ impl Dataset {
                 Column::new("path".into(), text(&|i| i.path.display().to_string())),
                 Column::new("label".into(), text(&|i| self.classes[i.label].clone())),
                 Column::new("slide".into(), text(&|i| i.slide.clone())),
-                Column::new("split".into(), text(&|i| i.split.clone().unwrap_or_default())),
-                Column::new("width".into(), it.iter().map(|i| i.width as i64).collect::<Vec<_>>()),
-                Column::new("height".into(), it.iter().map(|i| i.height as i64).collect::<Vec<_>>()),
+                Column::new(
+                    "split".into(),
+                    text(&|i| i.split.clone().unwrap_or_default()),
+                ),
+                Column::new(
+                    "width".into(),
+                    it.iter().map(|i| i.width as i64).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "height".into(),
+                    it.iter().map(|i| i.height as i64).collect::<Vec<_>>(),
+                ),
             ],
         )?)
     }

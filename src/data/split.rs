@@ -85,7 +85,9 @@ pub fn assign_slides(
     for (g, items) in order.iter().enumerate() {
         by_class[dominant(items, labels, n_classes)].push(g);
     }
-    let mut classes: Vec<usize> = (0..n_classes).filter(|c| !by_class[*c].is_empty()).collect();
+    let mut classes: Vec<usize> = (0..n_classes)
+        .filter(|c| !by_class[*c].is_empty())
+        .collect();
     classes.sort_by_key(|c| (by_class[*c].len(), *c));
     for c in classes {
         for &g in &by_class[c] {
@@ -159,7 +161,10 @@ pub fn shared_slides(slides: &[String], a: &[usize], b: &[usize]) -> Vec<String>
 
 /// A class's name, or its index when the names are not known.
 fn class_name(classes: &[String], c: usize) -> String {
-    classes.get(c).cloned().unwrap_or_else(|| format!("class {c}"))
+    classes
+        .get(c)
+        .cloned()
+        .unwrap_or_else(|| format!("class {c}"))
 }
 
 /// `"a"`, `"a and b"`, `"a, b and c"`; beyond six, the first five and how many in all.
@@ -205,7 +210,9 @@ fn shortfall(
         if lacking.is_empty() {
             continue;
         }
-        let with_c = groups.values().filter(|items| items.iter().any(|i| labels[*i] == c));
+        let with_c = groups
+            .values()
+            .filter(|items| items.iter().any(|i| labels[*i] == c));
         let n_slides = with_c.clone().count();
         let n_main = with_c
             .filter(|items| dominant(items, labels, n_classes) == c)
@@ -330,10 +337,21 @@ impl Split {
             checked = (0..3).filter(|p| targets[*p] > 0.0).collect();
         }
         let names = ["train", "val", "test"];
-        let parts: Vec<(usize, String)> = checked.iter().map(|p| (*p, names[*p].to_string())).collect();
+        let parts: Vec<(usize, String)> = checked
+            .iter()
+            .map(|p| (*p, names[*p].to_string()))
+            .collect();
         let all = and_list(&parts.iter().map(|p| p.1.clone()).collect::<Vec<_>>());
         let warnings = if parts.len() > 1 {
-            shortfall(&slides, &labels, &part_of, &parts, &all, "in the dataset", &ds.classes)
+            shortfall(
+                &slides,
+                &labels,
+                &part_of,
+                &parts,
+                &all,
+                "in the dataset",
+                &ds.classes,
+            )
         } else {
             Vec::new()
         };
@@ -428,7 +446,6 @@ impl Split {
     }
 }
 
-
 /// How rows are cut into folds.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Scheme {
@@ -509,7 +526,9 @@ impl Folds {
             }
             let shared = shared_slides(slides, &train, &test);
             if !shared.is_empty() {
-                return Err(Error::SlideLeakage(format!("fold {f} of {cv} shares slides {shared:?}")));
+                return Err(Error::SlideLeakage(format!(
+                    "fold {f} of {cv} shares slides {shared:?}"
+                )));
             }
             kept.push(f);
             pairs.push((train, test));
@@ -519,7 +538,8 @@ impl Folds {
             .iter()
             .map(|f| kept.iter().position(|g| g == f).unwrap_or(usize::MAX))
             .collect();
-        let parts: Vec<(usize, String)> = (0..pairs.len()).map(|f| (f, format!("fold {f}"))).collect();
+        let parts: Vec<(usize, String)> =
+            (0..pairs.len()).map(|f| (f, format!("fold {f}"))).collect();
         let n_slides = slides.iter().collect::<BTreeSet<_>>().len();
         let shortfall = if pairs.len() > 1 {
             shortfall(
@@ -638,7 +658,10 @@ impl Cv {
                     )));
                 }
                 let targets = vec![1.0 / k as f64; k];
-                (assign_slides(slides, labels, &targets, self.options.seed), k)
+                (
+                    assign_slides(slides, labels, &targets, self.options.seed),
+                    k,
+                )
             }
             Scheme::LeaveOneSlideOut => {
                 let names: Vec<&str> = distinct.iter().copied().collect();
@@ -744,9 +767,15 @@ mod tests {
         // 40 single-class slides of 5 images, two classes 3:1; 4 folds get ~3:1 each.
         let slides: Vec<String> = (0..200).map(|i| format!("s{}", i / 5)).collect();
         let labels: Vec<usize> = (0..200).map(|i| usize::from((i / 5) % 4 == 0)).collect();
-        let folds = Cv::slide_kfold_with(4, CvOptions { seed: 1, ..Default::default() })
-            .folds(&slides, &labels)
-            .unwrap();
+        let folds = Cv::slide_kfold_with(
+            4,
+            CvOptions {
+                seed: 1,
+                ..Default::default()
+            },
+        )
+        .folds(&slides, &labels)
+        .unwrap();
         for (_, test) in folds {
             let ones = test.iter().filter(|i| labels[**i] == 1).count();
             assert_eq!(test.len(), 50);
@@ -759,21 +788,33 @@ mod tests {
         let (slides, labels) = random_data(5);
         let n = slides.iter().collect::<BTreeSet<_>>().len();
         assert_eq!(
-            Cv::leave_one_slide_out(CvOptions::default()).folds(&slides, &labels).unwrap().len(),
+            Cv::leave_one_slide_out(CvOptions::default())
+                .folds(&slides, &labels)
+                .unwrap()
+                .len(),
             n
         );
     }
 
     /// A random cohort: `n_slides` slides of 1..=30 images; with `mixed`, a quarter of the labels
     /// differ from the slide's own class.
-    fn cohort(r: &mut Rng, n_classes: usize, n_slides: usize, mixed: bool) -> (Vec<String>, Vec<usize>) {
+    fn cohort(
+        r: &mut Rng,
+        n_classes: usize,
+        n_slides: usize,
+        mixed: bool,
+    ) -> (Vec<String>, Vec<usize>) {
         let mut slides = Vec::new();
         let mut labels = Vec::new();
         for s in 0..n_slides {
             let main = r.below(n_classes);
             for _ in 0..1 + r.below(30) {
                 slides.push(format!("s{s}"));
-                labels.push(if mixed && r.below(4) == 0 { r.below(n_classes) } else { main });
+                labels.push(if mixed && r.below(4) == 0 {
+                    r.below(n_classes)
+                } else {
+                    main
+                });
             }
         }
         (slides, labels)
@@ -795,7 +836,13 @@ mod tests {
             if k > n_present {
                 continue;
             }
-            let cv = Cv::slide_kfold_with(k, CvOptions { seed: case, ..Default::default() });
+            let cv = Cv::slide_kfold_with(
+                k,
+                CvOptions {
+                    seed: case,
+                    ..Default::default()
+                },
+            );
             let folds = cv.plan(&slides, &labels, &[]).unwrap();
             assert_eq!(folds.pairs.len(), k, "case {case}: every fold has rows");
             let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -808,17 +855,34 @@ mod tests {
                     .filter(|(_, items)| dominant(items, &labels, n_classes) == c)
                     .map(|(s, _)| *s)
                     .collect();
-                let holding = folds.test_counts.iter().filter(|t| t.get(c).is_some_and(|n| *n > 0)).count();
+                let holding = folds
+                    .test_counts
+                    .iter()
+                    .filter(|t| t.get(c).is_some_and(|n| *n > 0))
+                    .count();
                 if main.len() >= k {
-                    assert_eq!(holding, k, "case {case}: class {c} ({} main slides) in {holding} of {k} folds", main.len());
+                    assert_eq!(
+                        holding,
+                        k,
+                        "case {case}: class {c} ({} main slides) in {holding} of {k} folds",
+                        main.len()
+                    );
                 } else if !mixed {
-                    assert_eq!(holding, main.len(), "case {case}: class {c}'s slides share a fold");
+                    assert_eq!(
+                        holding,
+                        main.len(),
+                        "case {case}: class {c}'s slides share a fold"
+                    );
                 }
             }
             for (train, test) in &folds.pairs {
                 assert!(shared_slides(&slides, train, test).is_empty());
             }
-            assert_eq!(folds, cv.plan(&slides, &labels, &[]).unwrap(), "case {case}: same seed");
+            assert_eq!(
+                folds,
+                cv.plan(&slides, &labels, &[]).unwrap(),
+                "case {case}: same seed"
+            );
         }
     }
 
@@ -879,15 +943,37 @@ mod tests {
         for seed in 0..20 {
             // 4 + 3 slides: every part holds both classes.
             let ds = dataset(&[4, 3], 28);
-            let s = Split::new(&ds, &SplitOptions { seed, ..Default::default() }).unwrap();
+            let s = Split::new(
+                &ds,
+                &SplitOptions {
+                    seed,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             for part in [&s.train, &s.val, &s.test] {
-                assert!(holds(&s, &ds, part, 0) && holds(&s, &ds, part, 1), "seed {seed}: {}", s.audit());
+                assert!(
+                    holds(&s, &ds, part, 0) && holds(&s, &ds, part, 1),
+                    "seed {seed}: {}",
+                    s.audit()
+                );
             }
             assert!(s.warnings.is_empty(), "{:?}", s.warnings);
             // 2 + 2 slides: train holds both, val and test one each, and the split says so.
             let ds = dataset(&[2, 2], 20);
-            let s = Split::new(&ds, &SplitOptions { seed, ..Default::default() }).unwrap();
-            assert!(holds(&s, &ds, &s.train, 0) && holds(&s, &ds, &s.train, 1), "{}", s.audit());
+            let s = Split::new(
+                &ds,
+                &SplitOptions {
+                    seed,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            assert!(
+                holds(&s, &ds, &s.train, 0) && holds(&s, &ds, &s.train, 1),
+                "{}",
+                s.audit()
+            );
             assert!(!s.val.is_empty() && !s.test.is_empty(), "{}", s.audit());
             assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
             assert!(s.warnings[0].starts_with("class Infected has 2 slides in the dataset; train, val and test cannot all hold it ("), "{}", s.warnings[0]);
@@ -897,14 +983,40 @@ mod tests {
     #[test]
     fn options_read_and_describe_as_the_script_writes_them() {
         use crate::options::Options;
-        let o = CvOptions::from_object(serde_json::json!({ "scoring": "pooled", "seed": 2 }).as_object().unwrap().clone()).unwrap();
+        let o = CvOptions::from_object(
+            serde_json::json!({ "scoring": "pooled", "seed": 2 })
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
+        .unwrap();
         assert_eq!((o.seed, o.scoring), (2, Scoring::Pooled));
-        let e = CvOptions::from_object(serde_json::json!({ "scorng": "pooled" }).as_object().unwrap().clone()).unwrap_err().to_string();
+        let e = CvOptions::from_object(
+            serde_json::json!({ "scorng": "pooled" })
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("did you mean `scoring`"), "{e}");
-        let e = CvOptions::from_object(serde_json::json!({ "scoring": "mean" }).as_object().unwrap().clone()).unwrap_err().to_string();
+        let e = CvOptions::from_object(
+            serde_json::json!({ "scoring": "mean" })
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("\"auto\" | \"pooled\" | \"per_fold\""), "{e}");
         assert_eq!(Cv::slide_kfold(5).describe(), "slide_kfold(5)");
-        assert_eq!(Cv::slide_kfold_with(3, o).describe(), "slide_kfold(3, #{ seed: 2, scoring: \"pooled\" })");
-        assert_eq!(Cv::leave_one_slide_out(CvOptions::default()).describe(), "leave_one_slide_out()");
+        assert_eq!(
+            Cv::slide_kfold_with(3, o).describe(),
+            "slide_kfold(3, #{ seed: 2, scoring: \"pooled\" })"
+        );
+        assert_eq!(
+            Cv::leave_one_slide_out(CvOptions::default()).describe(),
+            "leave_one_slide_out()"
+        );
     }
 }

@@ -147,7 +147,11 @@ mod tests {
 
     /// A 3×3 image whose pixel at (row, col) is (v, v + 100, v + 200) with v = 3·row + col + 1.
     fn grid(layout: [[u8; 3]; 3]) -> Vec<u8> {
-        layout.iter().flatten().flat_map(|v| [*v, v + 100, v + 200]).collect()
+        layout
+            .iter()
+            .flatten()
+            .flat_map(|v| [*v, v + 100, v + 200])
+            .collect()
     }
 
     #[test]

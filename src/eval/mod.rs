@@ -130,12 +130,23 @@ mod tests {
     #[test]
     fn a_one_class_test_set_gets_accuracy_and_says_why() {
         let classes = vec!["Infected".to_string(), "NotInfected".to_string()];
-        let e = evaluate_scores(&[1, 1, 1, 1], &[0.2, 0.8, 0.9, 0.1, 0.0, 1.0, 0.3, 0.7], &classes).unwrap();
+        let e = evaluate_scores(
+            &[1, 1, 1, 1],
+            &[0.2, 0.8, 0.9, 0.1, 0.0, 1.0, 0.3, 0.7],
+            &classes,
+        )
+        .unwrap();
         assert_eq!((e.score, e.metric.as_str()), (0.75, "accuracy"));
-        assert_eq!(e.note, "test set holds one class (NotInfected, 4 images): accuracy instead of ROC AUC");
+        assert_eq!(
+            e.note,
+            "test set holds one class (NotInfected, 4 images): accuracy instead of ROC AUC"
+        );
         assert!(e.auc.is_none());
         assert!(e.to_string().contains("note: test set holds one class"));
         let e = evaluate_scores(&[0, 1], &[0.8, 0.2, 0.1, 0.9], &classes).unwrap();
-        assert_eq!((e.score, e.metric.as_str(), e.note.as_str()), (1.0, "roc_auc", ""));
+        assert_eq!(
+            (e.score, e.metric.as_str(), e.note.as_str()),
+            (1.0, "roc_auc", "")
+        );
     }
 }

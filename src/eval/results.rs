@@ -285,14 +285,23 @@ impl Ranks {
         use polars::prelude::Column;
         let sorted = self.sorted();
         let mut cols = vec![
-            Column::new("method".into(), sorted.iter().map(|s| s.0.clone()).collect::<Vec<_>>()),
-            Column::new("mean_rank".into(), sorted.iter().map(|s| s.1).collect::<Vec<_>>()),
+            Column::new(
+                "method".into(),
+                sorted.iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "mean_rank".into(),
+                sorted.iter().map(|s| s.1).collect::<Vec<_>>(),
+            ),
         ];
         for (d, name) in self.datasets.iter().enumerate() {
             let v: Vec<f64> = sorted
                 .iter()
                 .map(|(m, _)| {
-                    self.methods.iter().position(|x| x == m).map_or(f64::NAN, |i| self.ranks[d][i])
+                    self.methods
+                        .iter()
+                        .position(|x| x == m)
+                        .map_or(f64::NAN, |i| self.ranks[d][i])
                 })
                 .collect();
             cols.push(Column::new(name.as_str().into(), v));
@@ -490,9 +499,14 @@ mod tests {
             score,
             ..Default::default()
         };
-        let r = Results { rows: vec![row("s", 0.5), row("t", f64::NAN)] };
+        let r = Results {
+            rows: vec![row("s", 0.5), row("t", f64::NAN)],
+        };
         let e = r.ranks().unwrap_err().to_string();
-        assert_eq!(e, "ranks: row 1 (t on \"a\") has score NaN; fix or leave out that row");
+        assert_eq!(
+            e,
+            "ranks: row 1 (t on \"a\") has score NaN; fix or leave out that row"
+        );
     }
 
     #[test]
@@ -509,12 +523,23 @@ mod tests {
     #[test]
     fn a_row_needs_a_score_and_known_keys() {
         let mut r = Results::default();
-        let e = r.add(row(serde_json::json!({ "dataset": "x" }))).unwrap_err().to_string();
+        let e = r
+            .add(row(serde_json::json!({ "dataset": "x" })))
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "a result row needs a score");
-        let e = r.add(row(serde_json::json!({ "scor": 0.5 }))).unwrap_err().to_string();
-        assert!(e.contains("unknown option `scor` for results.add; did you mean `score`?"), "{e}");
-        r.add(row(serde_json::json!({ "dataset": "x", "score": 1, "n_features": 3, "scoring": "pooled" })))
-            .unwrap();
+        let e = r
+            .add(row(serde_json::json!({ "scor": 0.5 })))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown option `scor` for results.add; did you mean `score`?"),
+            "{e}"
+        );
+        r.add(row(
+            serde_json::json!({ "dataset": "x", "score": 1, "n_features": 3, "scoring": "pooled" }),
+        ))
+        .unwrap();
         assert_eq!((r.rows[0].score, r.rows[0].n_features), (1.0, 3));
     }
 
@@ -542,7 +567,10 @@ mod tests {
         let old = dir.path().join("old.csv");
         std::fs::write(&old, "dataset,strategy,network,taps,classifier,params,metric,score,n_features,seconds\nd,s,n,t,c,p,roc_auc,0.5,3,1.0\n").unwrap();
         let back = Results::load(&old).unwrap();
-        assert_eq!((back.rows[0].score, back.rows[0].scoring.as_str()), (0.5, ""));
+        assert_eq!(
+            (back.rows[0].score, back.rows[0].scoring.as_str()),
+            (0.5, "")
+        );
     }
 
     #[test]

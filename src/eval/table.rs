@@ -189,16 +189,22 @@ const OPS: &[(&str, Op)] = &[
 impl std::str::FromStr for Op {
     type Err = Error;
     fn from_str(s: &str) -> Result<Op> {
-        OPS.iter().find(|(t, _)| *t == s.trim()).map(|(_, op)| *op).ok_or_else(|| {
-            let names: Vec<&str> = OPS.iter().map(|(t, _)| *t).collect();
-            crate::invalid!("unknown comparison {s:?}; valid: {}", names.join(", "))
-        })
+        OPS.iter()
+            .find(|(t, _)| *t == s.trim())
+            .map(|(_, op)| *op)
+            .ok_or_else(|| {
+                let names: Vec<&str> = OPS.iter().map(|(t, _)| *t).collect();
+                crate::invalid!("unknown comparison {s:?}; valid: {}", names.join(", "))
+            })
     }
 }
 
 impl std::fmt::Display for Op {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = OPS.iter().find(|(_, op)| op == self).map_or("?", |(t, _)| *t);
+        let text = OPS
+            .iter()
+            .find(|(_, op)| op == self)
+            .map_or("?", |(t, _)| *t);
         write!(f, "{text}")
     }
 }
@@ -247,13 +253,19 @@ impl Table {
 
     /// Column names, in order.
     pub fn columns(&self) -> Vec<String> {
-        self.0.get_column_names().iter().map(|s| s.to_string()).collect()
+        self.0
+            .get_column_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
     }
 
     /// Every value of column `name`, top to bottom.
     pub fn column(&self, name: &str) -> Result<Vec<Cell>> {
         let c = self.get(name)?;
-        (0..c.len()).map(|i| Ok(Cell::from_any(&c.get(i)?))).collect()
+        (0..c.len())
+            .map(|i| Ok(Cell::from_any(&c.get(i)?)))
+            .collect()
     }
 
     /// Row `i` (from 0) as (column, value) pairs.
@@ -261,7 +273,10 @@ impl Table {
         if i >= self.len() {
             return Err(match self.len() {
                 0 => crate::invalid!("row {i} is out of range: the table has no rows"),
-                n => crate::invalid!("row {i} is out of range: the table has {n} rows (0..{})", n - 1),
+                n => crate::invalid!(
+                    "row {i} is out of range: the table has {n} rows (0..{})",
+                    n - 1
+                ),
             });
         }
         self.0
@@ -279,7 +294,12 @@ impl Table {
             .map(|n| self.column(&n).map(|v| (n, v)))
             .collect::<Result<_>>()?;
         Ok((0..self.len())
-            .map(|i| cells.iter().map(|(n, v)| (n.clone(), v[i].clone())).collect())
+            .map(|i| {
+                cells
+                    .iter()
+                    .map(|(n, v)| (n.clone(), v[i].clone()))
+                    .collect()
+            })
             .collect())
     }
 
@@ -325,9 +345,18 @@ impl Table {
         if !fits {
             let what = match (&value, op) {
                 (Cell::Null, _) => "() is only compared with == or !=".to_string(),
-                (_, Op::Contains) => format!("contains needs a column of strings and a string, got {} and {}", holds, value.kind()),
-                (Cell::Bool(_), _) if holds == "bools" => "bools are only compared with == or !=".to_string(),
-                _ => format!("column {name:?} holds {holds} ({dtype}), cannot compare with the {} {value}", value.kind()),
+                (_, Op::Contains) => format!(
+                    "contains needs a column of strings and a string, got {} and {}",
+                    holds,
+                    value.kind()
+                ),
+                (Cell::Bool(_), _) if holds == "bools" => {
+                    "bools are only compared with == or !=".to_string()
+                }
+                _ => format!(
+                    "column {name:?} holds {holds} ({dtype}), cannot compare with the {} {value}",
+                    value.kind()
+                ),
             };
             return Err(crate::invalid!("filter {name:?} {op} {value}: {what}"));
         }
@@ -447,7 +476,10 @@ impl Table {
             let hint = closest(name, &valid)
                 .map(|s| format!("; did you mean {s:?}?"))
                 .unwrap_or_else(|| ";".into());
-            crate::invalid!("no column {name:?} in the table{hint} columns: {}", valid.join(", "))
+            crate::invalid!(
+                "no column {name:?} in the table{hint} columns: {}",
+                valid.join(", ")
+            )
         })
     }
 
@@ -525,7 +557,8 @@ impl Grouped {
                 continue;
             }
             let cells = self.table.column(name)?;
-            let ints = agg != Agg::Mean && cells.iter().all(|c| matches!(c, Cell::Int(_) | Cell::Null));
+            let ints =
+                agg != Agg::Mean && cells.iter().all(|c| matches!(c, Cell::Int(_) | Cell::Null));
             if ints {
                 let mut v: Vec<Option<i64>> = Vec::with_capacity(self.len());
                 for g in &self.groups {
@@ -534,7 +567,9 @@ impl Grouped {
                         _ => None,
                     });
                     v.push(fold_ints(values, agg).ok_or_else(|| {
-                        crate::invalid!("group_by: the sum of column {name:?} does not fit in an int")
+                        crate::invalid!(
+                            "group_by: the sum of column {name:?} does not fit in an int"
+                        )
                     })?);
                 }
                 cols.push(Column::new(name.into(), v));
@@ -563,7 +598,11 @@ fn fold_ints(values: impl Iterator<Item = i64>, agg: Agg) -> Option<Option<i64>>
             (Some(a), _) => a.max(x),
         });
     }
-    Some(if agg == Agg::Sum { Some(acc.unwrap_or(0)) } else { acc })
+    Some(if agg == Agg::Sum {
+        Some(acc.unwrap_or(0))
+    } else {
+        acc
+    })
 }
 
 /// Folds the numbers of one group; min and max skip NaN (NaN only when every value is NaN).
@@ -587,10 +626,17 @@ fn fold_floats(values: impl Iterator<Item = f64>, agg: Agg) -> Option<f64> {
 
 /// `csv` or `parquet`, or an error naming the path.
 fn extension(path: &Path) -> Result<&'static str> {
-    match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()) {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+    {
         Some(e) if e == "csv" => Ok("csv"),
         Some(e) if e == "parquet" => Ok("parquet"),
-        _ => Err(Error::file(path, "a table is saved and loaded as .csv or .parquet")),
+        _ => Err(Error::file(
+            path,
+            "a table is saved and loaded as .csv or .parquet",
+        )),
     }
 }
 
@@ -642,7 +688,10 @@ mod tests {
         assert_eq!(t.len(), 5);
         assert!(!t.is_empty());
         assert_eq!(t.columns(), ["dataset", "strategy", "score", "n"]);
-        assert_eq!(strs(t.column("dataset").unwrap()), ["a", "b", "a", "c", "b"]);
+        assert_eq!(
+            strs(t.column("dataset").unwrap()),
+            ["a", "b", "a", "c", "b"]
+        );
         assert_eq!(t.column("n").unwrap()[1], Cell::Int(20));
         let r = t.row(3).unwrap();
         assert_eq!(r[0], ("dataset".to_string(), Cell::Str("c".into())));
@@ -650,7 +699,11 @@ mod tests {
         let e = t.row(5).unwrap_err().to_string();
         assert_eq!(e, "row 5 is out of range: the table has 5 rows (0..4)");
         let empty = t.head(0);
-        assert!(empty.row(0).unwrap_err().to_string().contains("has no rows"));
+        assert!(empty
+            .row(0)
+            .unwrap_err()
+            .to_string()
+            .contains("has no rows"));
     }
 
     #[test]
@@ -662,10 +715,25 @@ mod tests {
             "no column \"scroe\" in the table; did you mean \"score\"? columns: dataset, strategy, score, n"
         );
         let e = t.sort("zzzzzz", false).unwrap_err().to_string();
-        assert!(!e.contains("did you mean") && e.contains("columns: dataset"), "{e}");
-        assert!(t.filter("dataset_", "==", "a").unwrap_err().to_string().contains("\"dataset\"?"));
-        assert!(t.group_by("strategi").unwrap_err().to_string().contains("\"strategy\"?"));
-        assert!(t.select(&["n", "scor"]).unwrap_err().to_string().contains("\"score\"?"));
+        assert!(
+            !e.contains("did you mean") && e.contains("columns: dataset"),
+            "{e}"
+        );
+        assert!(t
+            .filter("dataset_", "==", "a")
+            .unwrap_err()
+            .to_string()
+            .contains("\"dataset\"?"));
+        assert!(t
+            .group_by("strategi")
+            .unwrap_err()
+            .to_string()
+            .contains("\"strategy\"?"));
+        assert!(t
+            .select(&["n", "scor"])
+            .unwrap_err()
+            .to_string()
+            .contains("\"score\"?"));
     }
 
     #[test]
@@ -679,14 +747,29 @@ mod tests {
     fn sort_puts_nan_then_nulls_last_in_both_directions() {
         let t = scores();
         let up = t.sort("score", false).unwrap();
-        assert_eq!(strs(up.column("score").unwrap()), ["0.7", "0.8", "0.9", "NaN", "null"]);
+        assert_eq!(
+            strs(up.column("score").unwrap()),
+            ["0.7", "0.8", "0.9", "NaN", "null"]
+        );
         let down = t.sort("score", true).unwrap();
-        assert_eq!(strs(down.column("score").unwrap()), ["0.9", "0.8", "0.7", "NaN", "null"]);
-        assert_eq!(strs(down.column("n").unwrap()), ["10", "50", "30", "20", "40"]);
+        assert_eq!(
+            strs(down.column("score").unwrap()),
+            ["0.9", "0.8", "0.7", "NaN", "null"]
+        );
+        assert_eq!(
+            strs(down.column("n").unwrap()),
+            ["10", "50", "30", "20", "40"]
+        );
         let by_name = t.sort("dataset", true).unwrap();
-        assert_eq!(strs(by_name.column("dataset").unwrap()), ["c", "b", "b", "a", "a"]);
+        assert_eq!(
+            strs(by_name.column("dataset").unwrap()),
+            ["c", "b", "b", "a", "a"]
+        );
         // Ties keep their order.
-        assert_eq!(strs(by_name.column("n").unwrap()), ["40", "20", "50", "10", "30"]);
+        assert_eq!(
+            strs(by_name.column("n").unwrap()),
+            ["40", "20", "50", "10", "30"]
+        );
     }
 
     #[test]
@@ -702,10 +785,19 @@ mod tests {
         // NaN is unequal to everything; nulls match only () .
         assert_eq!(n(t.filter("score", "!=", 0.9).unwrap()), ["20", "30", "50"]);
         assert_eq!(n(t.filter("score", "==", ()).unwrap()), ["40"]);
-        assert_eq!(n(t.filter("score", "!=", ()).unwrap()), ["10", "20", "30", "50"]);
+        assert_eq!(
+            n(t.filter("score", "!=", ()).unwrap()),
+            ["10", "20", "30", "50"]
+        );
         assert_eq!(n(t.filter("dataset", "==", "a").unwrap()), ["10", "30"]);
-        assert_eq!(n(t.filter("dataset", ">", "a").unwrap()), ["20", "40", "50"]);
-        assert_eq!(n(t.filter("strategy", "contains", "re").unwrap()), ["30", "40", "50"]);
+        assert_eq!(
+            n(t.filter("dataset", ">", "a").unwrap()),
+            ["20", "40", "50"]
+        );
+        assert_eq!(
+            n(t.filter("strategy", "contains", "re").unwrap()),
+            ["30", "40", "50"]
+        );
     }
 
     #[test]
@@ -717,11 +809,17 @@ mod tests {
             "filter \"score\" > high: column \"score\" holds numbers (f64), cannot compare with the string high"
         );
         let e = t.filter("dataset", "==", 1).unwrap_err().to_string();
-        assert!(e.contains("holds strings (str), cannot compare with the int 1"), "{e}");
+        assert!(
+            e.contains("holds strings (str), cannot compare with the int 1"),
+            "{e}"
+        );
         let e = t.filter("n", "contains", "1").unwrap_err().to_string();
         assert!(e.contains("contains needs a column of strings"), "{e}");
         let e = t.filter("n", "=<", 1).unwrap_err().to_string();
-        assert_eq!(e, "unknown comparison \"=<\"; valid: ==, !=, <, <=, >, >=, contains");
+        assert_eq!(
+            e,
+            "unknown comparison \"=<\"; valid: ==, !=, <, <=, >, >=, contains"
+        );
         let e = t.filter("n", "<", ()).unwrap_err().to_string();
         assert!(e.contains("() is only compared with == or !="), "{e}");
     }
@@ -738,8 +836,15 @@ mod tests {
     #[test]
     fn select_orders_the_columns_and_rejects_repeats() {
         let t = scores();
-        assert_eq!(t.select(&["n", "dataset"]).unwrap().columns(), ["n", "dataset"]);
-        assert!(t.select(&["n", "n"]).unwrap_err().to_string().contains("named twice"));
+        assert_eq!(
+            t.select(&["n", "dataset"]).unwrap().columns(),
+            ["n", "dataset"]
+        );
+        assert!(t
+            .select(&["n", "n"])
+            .unwrap_err()
+            .to_string()
+            .contains("named twice"));
         assert_eq!(t.select(&[]).unwrap().columns().len(), 0);
     }
 
@@ -766,16 +871,22 @@ mod tests {
         // Grouping by a numeric column leaves it out of the aggregates; nulls and NaN form groups.
         let by_score = t.group_by("score").unwrap().count().unwrap();
         assert_eq!(by_score.len(), 5);
-        assert_eq!(t.head(0).group_by("dataset").unwrap().mean().unwrap().len(), 0);
+        assert_eq!(
+            t.head(0).group_by("dataset").unwrap().mean().unwrap().len(),
+            0
+        );
     }
 
     #[test]
     fn an_int_sum_that_overflows_is_an_error() {
         let t = Table(
-            DataFrame::new(2, vec![
-                Column::new("k".into(), ["x", "x"]),
-                Column::new("v".into(), [i64::MAX, 1]),
-            ])
+            DataFrame::new(
+                2,
+                vec![
+                    Column::new("k".into(), ["x", "x"]),
+                    Column::new("v".into(), [i64::MAX, 1]),
+                ],
+            )
             .unwrap(),
         );
         let e = t.group_by("k").unwrap().sum().unwrap_err().to_string();
@@ -798,7 +909,11 @@ mod tests {
             t.save(&path).unwrap();
             let back = Table::load(&path).unwrap();
             assert_eq!(back.columns(), t.columns(), "{name}");
-            assert_eq!(back.column("dataset").unwrap(), t.column("dataset").unwrap(), "{name}");
+            assert_eq!(
+                back.column("dataset").unwrap(),
+                t.column("dataset").unwrap(),
+                "{name}"
+            );
             assert_eq!(back.column("n").unwrap(), t.column("n").unwrap(), "{name}");
             let s = strs(back.column("score").unwrap());
             assert_eq!(s, ["0.9", "NaN", "0.7", "null", "0.8"], "{name}");
@@ -810,12 +925,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.xlsx");
         let e = scores().save(&path).unwrap_err().to_string();
-        assert!(e.contains("t.xlsx: a table is saved and loaded as .csv or .parquet"), "{e}");
+        assert!(
+            e.contains("t.xlsx: a table is saved and loaded as .csv or .parquet"),
+            "{e}"
+        );
         let missing = dir.path().join("none.csv");
-        assert!(Table::load(&missing).unwrap_err().to_string().contains("none.csv"));
+        assert!(Table::load(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("none.csv"));
         let junk = dir.path().join("junk.parquet");
         std::fs::write(&junk, "not parquet").unwrap();
-        assert!(Table::load(&junk).unwrap_err().to_string().contains("junk.parquet"));
+        assert!(Table::load(&junk)
+            .unwrap_err()
+            .to_string()
+            .contains("junk.parquet"));
     }
 
     #[test]
@@ -826,8 +950,14 @@ mod tests {
         let h = t.to_html(2).unwrap();
         assert!(h.starts_with("<table"), "{h}");
         assert!(h.contains("<th>&lt;b&gt;</th>"), "{h}");
-        assert!(h.contains("<td>a&amp;b</td>") && h.contains("<td>&quot;q&quot;</td>"), "{h}");
-        assert!(!h.contains("<td>c</td>") && h.contains("… 1 more row<"), "{h}");
+        assert!(
+            h.contains("<td>a&amp;b</td>") && h.contains("<td>&quot;q&quot;</td>"),
+            "{h}"
+        );
+        assert!(
+            !h.contains("<td>c</td>") && h.contains("… 1 more row<"),
+            "{h}"
+        );
         assert!(t.to_html(10).unwrap().ends_with("</tbody>\n</table>"));
     }
 

@@ -3,12 +3,12 @@
 
 use super::cache::{self, Hash, TapCache};
 use super::{Column, FeatureSet};
-use crate::options::Names;
 use crate::data::loader::{batches, Prepare};
 use crate::data::transform::Preprocess;
 use crate::data::Dataset;
 use crate::error::{Context, Error, Result};
 use crate::nets::Network;
+use crate::options::Names;
 use rayon::prelude::*;
 use tch::{Device, Tensor};
 
@@ -64,7 +64,11 @@ impl Reduce {
             )));
         }
         if matches!(r, Reduce::Cls | Reduce::ClsMean) && tokens.is_some_and(|t| !t.cls) {
-            return Err(Error::Invalid(format!("reduce {:?}: {} has no class token", r.name(), net.spec.name)));
+            return Err(Error::Invalid(format!(
+                "reduce {:?}: {} has no class token",
+                r.name(),
+                net.spec.name
+            )));
         }
         Ok(r)
     }
@@ -73,7 +77,9 @@ impl Reduce {
     /// prefix tokens `tokens` describes). `self` is resolved (not `Default`).
     pub fn apply_tokens(self, t: &Tensor, tokens: Option<crate::nets::vit::Tokens>) -> Tensor {
         use crate::nets::vit::{patch_tokens, pool, Pool};
-        let Some(tk) = tokens else { return self.apply(t) };
+        let Some(tk) = tokens else {
+            return self.apply(t);
+        };
         let f = |x: Tensor| x.to_kind(tch::Kind::Float);
         match self {
             Reduce::Default | Reduce::Cls => f(pool(t, tk, Pool::Cls)),
@@ -82,7 +88,10 @@ impl Reduce {
             Reduce::Gmp => f(patch_tokens(t, tk).amax(1, false)),
             Reduce::GapGmp => {
                 let p = patch_tokens(t, tk);
-                Tensor::cat(&[p.mean_dim(1, false, tch::Kind::Float), f(p.amax(1, false))], 1)
+                Tensor::cat(
+                    &[p.mean_dim(1, false, tch::Kind::Float), f(p.amax(1, false))],
+                    1,
+                )
             }
         }
     }
@@ -137,8 +146,16 @@ pub fn preprocess_for(net: &Network) -> Preprocess {
 }
 
 /// Top-`k` classes of one image file by the network's own head, with softmax probabilities.
-pub fn classify(net: &Network, image: &std::path::Path, k: usize) -> Result<Vec<(usize, String, f64)>> {
-    let prep = Prepare { pre: preprocess_for(net), augment: None, seed: 0 };
+pub fn classify(
+    net: &Network,
+    image: &std::path::Path,
+    k: usize,
+) -> Result<Vec<(usize, String, f64)>> {
+    let prep = Prepare {
+        pre: preprocess_for(net),
+        augment: None,
+        seed: 0,
+    };
     let px = crate::data::loader::prepare_one(image, 0, &prep)?;
     net.classify_pixels(&px, k)
 }
@@ -159,7 +176,10 @@ pub fn image_hashes(ds: &Dataset) -> Result<Vec<Hash>> {
 pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<FeatureSet> {
     let taps = net.resolve_taps(&o.taps.0)?;
     // The concrete reducer is what keys the cache and names the columns.
-    let o = &ExtractOptions { reduce: o.reduce.resolve(net)?, ..o.clone() };
+    let o = &ExtractOptions {
+        reduce: o.reduce.resolve(net)?,
+        ..o.clone()
+    };
     let pre = preprocess_for(net);
     let setting = format!(
         "{}|{}|{}|{}|code {}.{}",

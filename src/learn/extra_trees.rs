@@ -30,7 +30,10 @@ crate::choice! {
 
 impl crate::options::Kind for MaxFeatures {
     fn kind() -> String {
-        format!("int ≥ 1 or {}", <FeatureRule as crate::options::Kind>::kind())
+        format!(
+            "int ≥ 1 or {}",
+            <FeatureRule as crate::options::Kind>::kind()
+        )
     }
 }
 

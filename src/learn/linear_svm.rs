@@ -210,7 +210,10 @@ impl Classifier for LinearSvm {
     }
     fn fit(&self, x: &Matrix, y: &[usize], k: usize) -> Result<Box<dyn Fitted>> {
         if !(self.C > 0.0) {
-            return Err(Error::Invalid(format!("linear_svm: C must be > 0, got {}", self.C)));
+            return Err(Error::Invalid(format!(
+                "linear_svm: C must be > 0, got {}",
+                self.C
+            )));
         }
         let rows = (0..x.n)
             .map(|i| {

@@ -139,7 +139,11 @@ pub fn paper_score_defined(y: &[usize], k: usize) -> bool {
 
 /// The paper's metric where it is defined on `y`, else accuracy: `(score, metric name)`. For a
 /// test or validation set that holds one class of two, where ROC AUC does not exist.
-pub fn paper_score_or_accuracy(y: &[usize], scores: &[f64], k: usize) -> Result<(f64, &'static str)> {
+pub fn paper_score_or_accuracy(
+    y: &[usize],
+    scores: &[f64],
+    k: usize,
+) -> Result<(f64, &'static str)> {
     if paper_score_defined(y, k) {
         Ok((paper_score(y, scores, k)?, paper_metric(k)))
     } else {
@@ -168,7 +172,8 @@ mod tests {
 
     #[test]
     fn one_class_falls_back_to_accuracy() {
-        let (s, m) = paper_score_or_accuracy(&[1, 1, 1], &[0.0, 1.0, 1.0, 0.0, 0.0, 1.0], 2).unwrap();
+        let (s, m) =
+            paper_score_or_accuracy(&[1, 1, 1], &[0.0, 1.0, 1.0, 0.0, 0.0, 1.0], 2).unwrap();
         assert_eq!((s, m), (2.0 / 3.0, "accuracy"));
         let (s, m) = paper_score_or_accuracy(&[0, 1], &[1.0, 0.0, 0.0, 1.0], 2).unwrap();
         assert_eq!((s, m), (1.0, "roc_auc"));

@@ -272,10 +272,28 @@ impl Model {
         Ok(DataFrame::new(
             order.len(),
             vec![
-                Column::new("network".into(), order.iter().map(|i| c[*i].network.clone()).collect::<Vec<_>>()),
-                Column::new("tap".into(), order.iter().map(|i| c[*i].tap.clone()).collect::<Vec<_>>()),
-                Column::new("channel".into(), order.iter().map(|i| c[*i].channel as i64).collect::<Vec<_>>()),
-                Column::new("importance".into(), order.iter().map(|i| imp[*i]).collect::<Vec<_>>()),
+                Column::new(
+                    "network".into(),
+                    order
+                        .iter()
+                        .map(|i| c[*i].network.clone())
+                        .collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "tap".into(),
+                    order.iter().map(|i| c[*i].tap.clone()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "channel".into(),
+                    order
+                        .iter()
+                        .map(|i| c[*i].channel as i64)
+                        .collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "importance".into(),
+                    order.iter().map(|i| imp[*i]).collect::<Vec<_>>(),
+                ),
             ],
         )?)
     }
@@ -288,7 +306,11 @@ impl Model {
             let key = match by {
                 "network" => c.network.clone(),
                 "tap" => format!("{}/{}", c.network, c.tap),
-                _ => return Err(Error::Invalid(format!("by is \"network\" or \"tap\", got {by:?}"))),
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "by is \"network\" or \"tap\", got {by:?}"
+                    )))
+                }
             };
             match share.iter_mut().find(|(k, _)| *k == key) {
                 Some(e) => e.1 += v,

@@ -83,8 +83,8 @@ impl Classifier for Perceptron {
         let xt = Tensor::from_slice(&x.data)
             .reshape([x.n as i64, x.d as i64])
             .to_device(device);
-        let yt = Tensor::from_slice(&y.iter().map(|v| *v as i64).collect::<Vec<_>>())
-            .to_device(device);
+        let yt =
+            Tensor::from_slice(&y.iter().map(|v| *v as i64).collect::<Vec<_>>()).to_device(device);
         let mut order: Vec<i64> = (0..x.n as i64).collect();
         let mut pos = x.n;
         for step in 0..iterations {

@@ -110,7 +110,10 @@ impl Rfe {
                     .filter(|c| folds.train_counts[i][*c] > 0)
                     .collect();
                 if let [c] = present[..] {
-                    return Ok(vec![constant_scores(te.len(), f.classes.len(), c); sizes.len()]);
+                    return Ok(vec![
+                        constant_scores(te.len(), f.classes.len(), c);
+                        sizes.len()
+                    ]);
                 }
                 Ok(self.path(&f.subset(tr)?, Some(&f.subset(te)?), &sizes)?.1)
             })
@@ -126,7 +129,11 @@ impl Rfe {
             } else {
                 (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
             };
-            let score = if scoring == Scoring::Pooled { pooled } else { m };
+            let score = if scoring == Scoring::Pooled {
+                pooled
+            } else {
+                m
+            };
             curve.push((k, score, sd));
         }
         let best = curve.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max);
@@ -160,7 +167,10 @@ impl RfeResult {
         Ok(DataFrame::new(
             c.len(),
             vec![
-                Column::new("n_features".into(), c.iter().map(|c| c.0 as i64).collect::<Vec<_>>()),
+                Column::new(
+                    "n_features".into(),
+                    c.iter().map(|c| c.0 as i64).collect::<Vec<_>>(),
+                ),
                 Column::new("mean".into(), c.iter().map(|c| c.1).collect::<Vec<_>>()),
                 Column::new("std".into(), c.iter().map(|c| c.2).collect::<Vec<_>>()),
             ],

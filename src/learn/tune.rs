@@ -152,7 +152,12 @@ pub fn resolve_scoring(folds: &Folds, k: usize) -> Result<(Scoring, String)> {
         .map(|c| folds.test_counts.iter().map(|t| t[c]).sum())
         .collect();
     if k == 2 && all.iter().take(2).any(|n| *n == 0) {
-        let counts: Vec<String> = folds.classes.iter().zip(&all).map(|(c, n)| format!("{c} {n}")).collect();
+        let counts: Vec<String> = folds
+            .classes
+            .iter()
+            .zip(&all)
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
         return Err(Error::Invalid(format!(
             "{}: the rows given hold {} images, and {metric} needs both classes, per fold or pooled; give rows of both classes",
             folds.cv,
@@ -194,7 +199,9 @@ pub fn resolve_scoring(folds: &Folds, k: usize) -> Result<(Scoring, String)> {
 
 /// The one class a fold's training part holds, if it holds only one.
 fn single_class(folds: &Folds, f: usize) -> Option<usize> {
-    let present: Vec<usize> = (0..folds.classes.len()).filter(|c| folds.train_counts[f][*c] > 0).collect();
+    let present: Vec<usize> = (0..folds.classes.len())
+        .filter(|c| folds.train_counts[f][*c] > 0)
+        .collect();
     (present.len() == 1).then(|| present[0])
 }
 
@@ -212,7 +219,10 @@ fn constant_note(folds: &Folds) -> String {
     let v: Vec<String> = (0..folds.pairs.len())
         .filter_map(|f| {
             single_class(folds, f).map(|c| {
-                format!("fold {f}'s training part holds only {}, so its test rows get a constant score", folds.classes[c])
+                format!(
+                    "fold {f}'s training part holds only {}, so its test rows get a constant score",
+                    folds.classes[c]
+                )
             })
         })
         .collect();
@@ -234,7 +244,11 @@ pub fn score_folds(folds: &Folds, y: &[usize], decisions: &[Vec<f64>]) -> Result
         let yt: Vec<usize> = test.iter().map(|i| y[*i]).collect();
         per.push(if paper_score_defined(&yt, k) {
             metrics::paper_score(&yt, d, k).map_err(|e| {
-                Error::Invalid(format!("fold {f} of {} (test part: {}): {e}", folds.cv, folds.test_counts_text(f)))
+                Error::Invalid(format!(
+                    "fold {f} of {} (test part: {}): {e}",
+                    folds.cv,
+                    folds.test_counts_text(f)
+                ))
             })?
         } else {
             f64::NAN
@@ -278,7 +292,11 @@ where
     let (scoring, mut note) = resolve_scoring(folds, k)?;
     let constant = constant_note(folds);
     if !constant.is_empty() {
-        note = if note.is_empty() { constant } else { format!("{note}; {constant}") };
+        note = if note.is_empty() {
+            constant
+        } else {
+            format!("{note}; {constant}")
+        };
     }
     let jobs: Vec<(usize, usize)> = (0..points.len())
         .flat_map(|p| (0..folds.pairs.len()).map(move |f| (p, f)))
@@ -289,7 +307,15 @@ where
         if let Some(c) = single_class(folds, f) {
             return Ok(constant_scores(test.len(), k, c));
         }
-        decide(&points[p], Fold { index: f, train, test }).map_err(|e| match e {
+        decide(
+            &points[p],
+            Fold {
+                index: f,
+                train,
+                test,
+            },
+        )
+        .map_err(|e| match e {
             Error::Cancelled => e,
             e => Error::Invalid(format!("fold {f} of {}: {e}", folds.cv)),
         })
@@ -394,24 +420,48 @@ mod tests {
         assert_eq!(t.score(0), t.pooled[0]);
         assert_eq!(&t.folds[0][..2], &[1.0, 0.0]);
         assert!(t.folds[0][2].is_nan());
-        assert!(t.note.contains("roc_auc does not exist on fold 2 (A 0, B 2)"), "{}", t.note);
+        assert!(
+            t.note
+                .contains("roc_auc does not exist on fold 2 (A 0, B 2)"),
+            "{}",
+            t.note
+        );
         let df = t.frame().unwrap();
-        assert_eq!(df.column("scoring").unwrap().str().unwrap().get(0), Some("pooled"));
+        assert_eq!(
+            df.column("scoring").unwrap().str().unwrap().get(0),
+            Some("pooled")
+        );
     }
 
     #[test]
     fn per_fold_when_every_fold_holds_both_classes_and_an_error_when_asked_for_it_otherwise() {
         let y = [0, 1, 0, 1];
         let s = [0.1, 0.9, 0.4, 0.3];
-        let t = search(vec![vec![]], &folds(&[0, 0, 1, 1], &y, Scoring::Auto), &y, false, by_score(&s)).unwrap();
+        let t = search(
+            vec![vec![]],
+            &folds(&[0, 0, 1, 1], &y, Scoring::Auto),
+            &y,
+            false,
+            by_score(&s),
+        )
+        .unwrap();
         assert_eq!(t.scoring, Scoring::PerFold);
         assert_eq!(t.score(0), 0.5);
         let y = [0, 1, 1, 1];
-        let e = search(vec![vec![]], &folds(&[0, 0, 1, 1], &y, Scoring::PerFold), &y, false, by_score(&s))
-            .unwrap_err()
-            .to_string();
+        let e = search(
+            vec![vec![]],
+            &folds(&[0, 0, 1, 1], &y, Scoring::PerFold),
+            &y,
+            false,
+            by_score(&s),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("fold 1 of 2 given folds: its test part holds A 0, B 2 images, and roc_auc needs both classes"), "{e}");
-        assert!(e.ends_with("scores the pooled out-of-fold predictions instead"), "{e}");
+        assert!(
+            e.ends_with("scores the pooled out-of-fold predictions instead"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -419,11 +469,30 @@ mod tests {
         let slides: Vec<String> = (0..150).map(|i| format!("p{}", i / 30)).collect();
         let y: Vec<usize> = (0..150).map(|i| usize::from(i / 30 >= 3)).collect();
         let classes = vec!["Infected".to_string(), "NotInfected".to_string()];
-        let cv = Cv::slide_kfold_with(3, CvOptions { scoring: Scoring::PerFold, ..Default::default() });
-        let e = resolve_scoring(&cv.plan(&slides, &y, &classes).unwrap(), 2).unwrap_err().to_string();
-        assert!(e.contains("of slide_kfold(3, #{ scoring: \"per_fold\" }): its test part holds Infected "), "{e}");
-        assert!(e.contains("class NotInfected has 2 slides in the 5 slides given"), "{e}");
-        assert!(e.contains("slide_kfold(3, #{ scoring: \"pooled\" }) scores the pooled"), "{e}");
+        let cv = Cv::slide_kfold_with(
+            3,
+            CvOptions {
+                scoring: Scoring::PerFold,
+                ..Default::default()
+            },
+        );
+        let e = resolve_scoring(&cv.plan(&slides, &y, &classes).unwrap(), 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "of slide_kfold(3, #{ scoring: \"per_fold\" }): its test part holds Infected "
+            ),
+            "{e}"
+        );
+        assert!(
+            e.contains("class NotInfected has 2 slides in the 5 slides given"),
+            "{e}"
+        );
+        assert!(
+            e.contains("slide_kfold(3, #{ scoring: \"pooled\" }) scores the pooled"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -436,8 +505,16 @@ mod tests {
             panic!("a one-class training part is never fitted")
         })
         .unwrap();
-        assert!(t.note.contains("fold 0's training part holds only B"), "{}", t.note);
-        assert!(t.note.contains("fold 1's training part holds only A"), "{}", t.note);
+        assert!(
+            t.note.contains("fold 0's training part holds only B"),
+            "{}",
+            t.note
+        );
+        assert!(
+            t.note.contains("fold 1's training part holds only A"),
+            "{}",
+            t.note
+        );
         // Each model says the class it saw, always the wrong one.
         assert_eq!(t.pooled[0], 0.0);
         let _ = s;

@@ -22,7 +22,12 @@ pub fn fetch(spec: &'static NetSpec, sha256: Option<&str>, quiet: bool) -> Resul
         .sources
         .iter()
         .find_map(|s| match s {
-            Source::HuggingFace { repo, file, sha256, gated } => Some((*repo, *file, *sha256, *gated)),
+            Source::HuggingFace {
+                repo,
+                file,
+                sha256,
+                gated,
+            } => Some((*repo, *file, *sha256, *gated)),
             _ => None,
         })
         .ok_or_else(|| {
@@ -41,7 +46,9 @@ pub fn fetch(spec: &'static NetSpec, sha256: Option<&str>, quiet: bool) -> Resul
     let dest = dir.join(format!("{}.safetensors", spec.name));
     let part = dir.join(format!("{}.safetensors.part", spec.name));
     let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
-    let token = std::env::var("HF_TOKEN").ok().filter(|t| !t.trim().is_empty());
+    let token = std::env::var("HF_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
     let mut req = ureq::get(&url);
     if let Some(t) = &token {
         req = req.header("Authorization", &format!("Bearer {}", t.trim()));
@@ -50,7 +57,9 @@ pub fn fetch(spec: &'static NetSpec, sha256: Option<&str>, quiet: bool) -> Resul
         req = req.header("Range", &format!("bytes={have}-"));
     }
     let resp = req.call().map_err(|e| match e {
-        ureq::Error::StatusCode(code @ (401 | 403)) => Error::Invalid(refused(spec.name, repo, file, code, gated, token.is_some())),
+        ureq::Error::StatusCode(code @ (401 | 403)) => {
+            Error::Invalid(refused(spec.name, repo, file, code, gated, token.is_some()))
+        }
         e => Error::Invalid(format!("download of {url} failed: {e}")),
     })?;
     let resumed = resp.status().as_u16() == 206;

@@ -146,7 +146,6 @@ impl std::fmt::Debug for Network {
     }
 }
 
-
 /// The folder weight files are kept in: `$PATHOLAB_WEIGHTS` or `~/.cache/patholab/weights`.
 pub fn weights_dir() -> PathBuf {
     std::env::var_os("PATHOLAB_WEIGHTS")
@@ -228,7 +227,11 @@ fn missing_weights_message(spec: &NetSpec) -> String {
 
 /// A foundation model's file has no classifier: the network's own (random) head is added so that
 /// the strict check covers the backbone. A file with a head loads it as usual.
-fn with_head(mut tensors: Vec<(String, Tensor)>, vs: &nn::VarStore, head: &str) -> Vec<(String, Tensor)> {
+fn with_head(
+    mut tensors: Vec<(String, Tensor)>,
+    vs: &nn::VarStore,
+    head: &str,
+) -> Vec<(String, Tensor)> {
     let prefix = format!("{head}.");
     if !tensors.iter().any(|(n, _)| n.starts_with(&prefix)) {
         for (n, t) in vs.variables() {
@@ -275,7 +278,13 @@ impl Network {
         classes: Vec<String>,
     ) -> Result<Network> {
         let build = spec.build;
-        Self::build_with(spec, std::sync::Arc::new(move |p: &nn::Path| build(p)), opts, n_out, classes)
+        Self::build_with(
+            spec,
+            std::sync::Arc::new(move |p: &nn::Path| build(p)),
+            opts,
+            n_out,
+            classes,
+        )
     }
 
     /// Like [`Network::build`] with another architecture under the entry's name and
@@ -303,7 +312,11 @@ impl Network {
         let is_vit = body.tokens.is_some();
         let read = |path: &Path| -> Result<Vec<(String, Tensor)>> {
             let t = weights::read(path)?;
-            Ok(if is_vit { with_head(vit::timm_names(t), &vs, &head) } else { t })
+            Ok(if is_vit {
+                with_head(vit::timm_names(t), &vs, &head)
+            } else {
+                t
+            })
         };
         let (label, digest) = match &opts.weights {
             Weights::Random(seed) => (format!("random (seed {seed})"), format!("random-{seed}")),
@@ -312,27 +325,13 @@ impl Network {
                     .ok_or_else(|| Error::Invalid(missing_weights_message(spec)))?;
                 let digest = file_digest(&path)?;
                 let tensors = read(&path)?;
-                weights::load_into(
-                    &mut vs,
-                    tensors,
-                    opts.strict,
-                    &head,
-                    &path,
-                    spec.name,
-                )?;
+                weights::load_into(&mut vs, tensors, opts.strict, &head, &path, spec.name)?;
                 (format!("imagenet ({})", path.display()), digest)
             }
             Weights::File(path) => {
                 let digest = file_digest(path)?;
                 let tensors = read(path)?;
-                weights::load_into(
-                    &mut vs,
-                    tensors,
-                    opts.strict,
-                    &head,
-                    path,
-                    spec.name,
-                )?;
+                weights::load_into(&mut vs, tensors, opts.strict, &head, path, spec.name)?;
                 (path.display().to_string(), digest)
             }
         };
@@ -532,7 +531,10 @@ impl Network {
         let x = Tensor::zeros([1, 3, s, s], (tch::Kind::Float, self.device()));
         let taps = self.taps();
         let outs = tch::no_grad(|| self.forward_taps(&x, &taps, false));
-        let shapes: Vec<String> = outs.iter().map(|o| format!("{:?}", &o.size()[1..])).collect();
+        let shapes: Vec<String> = outs
+            .iter()
+            .map(|o| format!("{:?}", &o.size()[1..]))
+            .collect();
         // A ViT tap is [tokens, dim]: its channels are the last axis.
         let axis = if self.body.tokens.is_some() { 2 } else { 1 };
         let channels: Vec<i64> = outs.iter().map(|o| o.size()[axis]).collect();
@@ -551,14 +553,22 @@ impl Network {
         use polars::prelude::{Column, DataFrame};
         let c = &self.curve;
         if c.is_empty() {
-            return Err(Error::Invalid("this network was not fine-tuned (use net.finetune)".into()));
+            return Err(Error::Invalid(
+                "this network was not fine-tuned (use net.finetune)".into(),
+            ));
         }
         let f = |g: fn(&Epoch) -> f64| c.iter().map(g).collect::<Vec<f64>>();
         Ok(DataFrame::new(
             c.len(),
             vec![
-                Column::new("epoch".into(), c.iter().map(|e| e.epoch as i64).collect::<Vec<_>>()),
-                Column::new("phase".into(), c.iter().map(|e| e.phase.clone()).collect::<Vec<_>>()),
+                Column::new(
+                    "epoch".into(),
+                    c.iter().map(|e| e.epoch as i64).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "phase".into(),
+                    c.iter().map(|e| e.phase.clone()).collect::<Vec<_>>(),
+                ),
                 Column::new("train_loss".into(), f(|e| e.train_loss)),
                 Column::new("val_loss".into(), f(|e| e.val_loss)),
                 Column::new("val_score".into(), f(|e| e.val_score)),
@@ -643,7 +653,14 @@ pub fn weights_list() -> String {
         let local = find_weights(spec).map_or_else(
             || match spec.sources.first() {
                 Some(registry::Source::HuggingFace { repo, gated, .. }) => {
-                    format!("missing (hf: {repo}{})", if *gated { ", gated: needs HF_TOKEN" } else { "" })
+                    format!(
+                        "missing (hf: {repo}{})",
+                        if *gated {
+                            ", gated: needs HF_TOKEN"
+                        } else {
+                            ""
+                        }
+                    )
                 }
                 Some(registry::Source::PyPi { package, .. }) => {
                     format!("missing (pip: {})", package.replace('_', "-"))

@@ -20,8 +20,14 @@ impl Normalisation {
         match self {
             Normalisation::ImageNet => ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
             Normalisation::Inception => ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
-            Normalisation::HOptimus => ([0.707223, 0.578729, 0.703617], [0.211883, 0.230117, 0.177517]),
-            Normalisation::Lunit => ([0.70322989, 0.53606487, 0.66096631], [0.21716536, 0.26081574, 0.20723464]),
+            Normalisation::HOptimus => (
+                [0.707223, 0.578729, 0.703617],
+                [0.211883, 0.230117, 0.177517],
+            ),
+            Normalisation::Lunit => (
+                [0.70322989, 0.53606487, 0.66096631],
+                [0.21716536, 0.26081574, 0.20723464],
+            ),
         }
     }
 }
@@ -32,7 +38,6 @@ pub enum Interpolation {
     Bilinear,
     Bicubic,
 }
-
 
 /// A place weights can be had from.
 #[derive(Clone, Copy, Debug)]
@@ -90,7 +95,12 @@ const fn hf(repo: &'static str) -> Source {
 
 /// A gated Hugging Face repository and its weight file.
 const fn gated(repo: &'static str, file: &'static str) -> Source {
-    Source::HuggingFace { repo, file, sha256: None, gated: true }
+    Source::HuggingFace {
+        repo,
+        file,
+        sha256: None,
+        gated: true,
+    }
 }
 
 /// A ViT entry: the architecture of `config`, preprocessing at `input_size`, one source.
@@ -357,26 +367,186 @@ pub const NETWORKS: &[NetSpec] = &[
     // Vision Transformers: ImageNet, DINOv2, and the public pathology foundation models. No
     // package ships their weights; `patholab weights fetch NAME` downloads them (gated ones with
     // HF_TOKEN) or `patholab weights import FILE --as NAME` takes a file downloaded by hand.
-    vit!("vit_base_patch16_224", "ViT", VIT_B16, 224, Bicubic, Inception, hf("timm/vit_base_patch16_224.augreg2_in21k_ft_in1k")),
-    vit!("dinov2_vits14", "ViT (DINOv2)", DINOV2_S, 224, Bicubic, ImageNet, hf("timm/vit_small_patch14_dinov2.lvd142m")),
-    vit!("dinov2_vitb14", "ViT (DINOv2)", DINOV2_B, 224, Bicubic, ImageNet, hf("timm/vit_base_patch14_dinov2.lvd142m")),
-    vit!("dinov2_vitl14", "ViT (DINOv2)", DINOV2_L, 224, Bicubic, ImageNet, hf("timm/vit_large_patch14_dinov2.lvd142m")),
-    vit!("dinov2_vits14_reg4", "ViT (DINOv2)", DINOV2_S_REG4, 224, Bicubic, ImageNet, hf("timm/vit_small_patch14_reg4_dinov2.lvd142m")),
-    vit!("dinov2_vitb14_reg4", "ViT (DINOv2)", DINOV2_B_REG4, 224, Bicubic, ImageNet, hf("timm/vit_base_patch14_reg4_dinov2.lvd142m")),
-    vit!("dinov2_vitl14_reg4", "ViT (DINOv2)", DINOV2_L_REG4, 224, Bicubic, ImageNet, hf("timm/vit_large_patch14_reg4_dinov2.lvd142m")),
-    vit!("uni", "ViT (pathology FM)", VIT_L16_LS, 224, Bilinear, ImageNet, gated("MahmoodLab/UNI", "pytorch_model.bin")),
-    vit!("uni2_h", "ViT (pathology FM)", UNI2_H, 224, Bilinear, ImageNet, gated("MahmoodLab/UNI2-h", "pytorch_model.bin")),
-    vit!("phikon", "ViT (pathology FM)", PHIKON, 224, Bilinear, ImageNet, hf("owkin/phikon")),
-    vit!("phikon_v2", "ViT (pathology FM)", PHIKON_V2, 224, Bilinear, ImageNet, hf("owkin/phikon-v2")),
-    vit!("virchow", "ViT (pathology FM)", VIRCHOW, 224, Bicubic, ImageNet, gated("paige-ai/Virchow", "pytorch_model.bin")),
-    vit!("virchow2", "ViT (pathology FM)", VIRCHOW2, 224, Bicubic, ImageNet, gated("paige-ai/Virchow2", "pytorch_model.bin")),
-    vit!("h_optimus_0", "ViT (pathology FM)", H_OPTIMUS, 224, Bicubic, HOptimus, gated("bioptimus/H-optimus-0", "pytorch_model.bin")),
-    vit!("h_optimus_1", "ViT (pathology FM)", H_OPTIMUS, 224, Bicubic, HOptimus, gated("bioptimus/H-optimus-1", "pytorch_model.bin")),
-    vit!("gigapath", "ViT (pathology FM)", GIGAPATH, 224, Bicubic, ImageNet, gated("prov-gigapath/prov-gigapath", "pytorch_model.bin")),
-    vit!("kaiko_vits16", "ViT (pathology FM)", VIT_S16, 224, Bilinear, Inception, hf("1aurent/vit_small_patch16_224.kaiko_ai_towards_large_pathology_fms")),
-    vit!("kaiko_vitb16", "ViT (pathology FM)", VIT_B16, 224, Bilinear, Inception, hf("1aurent/vit_base_patch16_224.kaiko_ai_towards_large_pathology_fms")),
-    vit!("kaiko_vitl14", "ViT (pathology FM)", DINOV2_L_REG4, 224, Bilinear, Inception, hf("1aurent/vit_large_patch14_reg4_dinov2.kaiko_ai_towards_large_pathology_fms")),
-    vit!("lunit_vits8", "ViT (pathology FM)", VIT_S8, 224, Bilinear, Lunit, hf("1aurent/vit_small_patch8_224.lunit_dino")),
+    vit!(
+        "vit_base_patch16_224",
+        "ViT",
+        VIT_B16,
+        224,
+        Bicubic,
+        Inception,
+        hf("timm/vit_base_patch16_224.augreg2_in21k_ft_in1k")
+    ),
+    vit!(
+        "dinov2_vits14",
+        "ViT (DINOv2)",
+        DINOV2_S,
+        224,
+        Bicubic,
+        ImageNet,
+        hf("timm/vit_small_patch14_dinov2.lvd142m")
+    ),
+    vit!(
+        "dinov2_vitb14",
+        "ViT (DINOv2)",
+        DINOV2_B,
+        224,
+        Bicubic,
+        ImageNet,
+        hf("timm/vit_base_patch14_dinov2.lvd142m")
+    ),
+    vit!(
+        "dinov2_vitl14",
+        "ViT (DINOv2)",
+        DINOV2_L,
+        224,
+        Bicubic,
+        ImageNet,
+        hf("timm/vit_large_patch14_dinov2.lvd142m")
+    ),
+    vit!(
+        "dinov2_vits14_reg4",
+        "ViT (DINOv2)",
+        DINOV2_S_REG4,
+        224,
+        Bicubic,
+        ImageNet,
+        hf("timm/vit_small_patch14_reg4_dinov2.lvd142m")
+    ),
+    vit!(
+        "dinov2_vitb14_reg4",
+        "ViT (DINOv2)",
+        DINOV2_B_REG4,
+        224,
+        Bicubic,
+        ImageNet,
+        hf("timm/vit_base_patch14_reg4_dinov2.lvd142m")
+    ),
+    vit!(
+        "dinov2_vitl14_reg4",
+        "ViT (DINOv2)",
+        DINOV2_L_REG4,
+        224,
+        Bicubic,
+        ImageNet,
+        hf("timm/vit_large_patch14_reg4_dinov2.lvd142m")
+    ),
+    vit!(
+        "uni",
+        "ViT (pathology FM)",
+        VIT_L16_LS,
+        224,
+        Bilinear,
+        ImageNet,
+        gated("MahmoodLab/UNI", "pytorch_model.bin")
+    ),
+    vit!(
+        "uni2_h",
+        "ViT (pathology FM)",
+        UNI2_H,
+        224,
+        Bilinear,
+        ImageNet,
+        gated("MahmoodLab/UNI2-h", "pytorch_model.bin")
+    ),
+    vit!(
+        "phikon",
+        "ViT (pathology FM)",
+        PHIKON,
+        224,
+        Bilinear,
+        ImageNet,
+        hf("owkin/phikon")
+    ),
+    vit!(
+        "phikon_v2",
+        "ViT (pathology FM)",
+        PHIKON_V2,
+        224,
+        Bilinear,
+        ImageNet,
+        hf("owkin/phikon-v2")
+    ),
+    vit!(
+        "virchow",
+        "ViT (pathology FM)",
+        VIRCHOW,
+        224,
+        Bicubic,
+        ImageNet,
+        gated("paige-ai/Virchow", "pytorch_model.bin")
+    ),
+    vit!(
+        "virchow2",
+        "ViT (pathology FM)",
+        VIRCHOW2,
+        224,
+        Bicubic,
+        ImageNet,
+        gated("paige-ai/Virchow2", "pytorch_model.bin")
+    ),
+    vit!(
+        "h_optimus_0",
+        "ViT (pathology FM)",
+        H_OPTIMUS,
+        224,
+        Bicubic,
+        HOptimus,
+        gated("bioptimus/H-optimus-0", "pytorch_model.bin")
+    ),
+    vit!(
+        "h_optimus_1",
+        "ViT (pathology FM)",
+        H_OPTIMUS,
+        224,
+        Bicubic,
+        HOptimus,
+        gated("bioptimus/H-optimus-1", "pytorch_model.bin")
+    ),
+    vit!(
+        "gigapath",
+        "ViT (pathology FM)",
+        GIGAPATH,
+        224,
+        Bicubic,
+        ImageNet,
+        gated("prov-gigapath/prov-gigapath", "pytorch_model.bin")
+    ),
+    vit!(
+        "kaiko_vits16",
+        "ViT (pathology FM)",
+        VIT_S16,
+        224,
+        Bilinear,
+        Inception,
+        hf("1aurent/vit_small_patch16_224.kaiko_ai_towards_large_pathology_fms")
+    ),
+    vit!(
+        "kaiko_vitb16",
+        "ViT (pathology FM)",
+        VIT_B16,
+        224,
+        Bilinear,
+        Inception,
+        hf("1aurent/vit_base_patch16_224.kaiko_ai_towards_large_pathology_fms")
+    ),
+    vit!(
+        "kaiko_vitl14",
+        "ViT (pathology FM)",
+        DINOV2_L_REG4,
+        224,
+        Bilinear,
+        Inception,
+        hf("1aurent/vit_large_patch14_reg4_dinov2.kaiko_ai_towards_large_pathology_fms")
+    ),
+    vit!(
+        "lunit_vits8",
+        "ViT (pathology FM)",
+        VIT_S8,
+        224,
+        Bilinear,
+        Lunit,
+        hf("1aurent/vit_small_patch8_224.lunit_dino")
+    ),
 ];
 
 /// The entry named `name` (case-insensitive, `-` and `_` alike).
@@ -397,5 +567,8 @@ fn every_tap(all: &[String]) -> Vec<String> {
 
 /// ResNet: the four stages (the stem's pooling is no cut point).
 fn without_stem_pool(all: &[String]) -> Vec<String> {
-    all.iter().filter(|t| t.as_str() != "maxpool").cloned().collect()
+    all.iter()
+        .filter(|t| t.as_str() != "maxpool")
+        .cloned()
+        .collect()
 }

@@ -88,18 +88,46 @@ pub const VIT_B16: Config = Config {
 };
 
 /// ViT-S/16 (DINO; kaiko's vits16).
-pub const VIT_S16: Config = Config { dim: 384, heads: 6, ..VIT_B16 };
+pub const VIT_S16: Config = Config {
+    dim: 384,
+    heads: 6,
+    ..VIT_B16
+};
 /// ViT-S/8 (DINO; Lunit).
-pub const VIT_S8: Config = Config { patch: 8, ..VIT_S16 };
+pub const VIT_S8: Config = Config {
+    patch: 8,
+    ..VIT_S16
+};
 /// ViT-L/16 with LayerScale (UNI).
-pub const VIT_L16_LS: Config = Config { dim: 1024, depth: 24, heads: 16, layer_scale: true, ..VIT_B16 };
+pub const VIT_L16_LS: Config = Config {
+    dim: 1024,
+    depth: 24,
+    heads: 16,
+    layer_scale: true,
+    ..VIT_B16
+};
 /// DINOv2 ViT-S/14, position embedding for 518 px.
-pub const DINOV2_S: Config =
-    Config { patch: 14, dim: 384, heads: 6, layer_scale: true, img_size: 518, ..VIT_B16 };
+pub const DINOV2_S: Config = Config {
+    patch: 14,
+    dim: 384,
+    heads: 6,
+    layer_scale: true,
+    img_size: 518,
+    ..VIT_B16
+};
 /// DINOv2 ViT-B/14.
-pub const DINOV2_B: Config = Config { dim: 768, heads: 12, ..DINOV2_S };
+pub const DINOV2_B: Config = Config {
+    dim: 768,
+    heads: 12,
+    ..DINOV2_S
+};
 /// DINOv2 ViT-L/14.
-pub const DINOV2_L: Config = Config { dim: 1024, depth: 24, heads: 16, ..DINOV2_S };
+pub const DINOV2_L: Config = Config {
+    dim: 1024,
+    depth: 24,
+    heads: 16,
+    ..DINOV2_S
+};
 /// UNI2-h: ViT-G/14 width at depth 24, SwiGLU, 8 registers.
 pub const UNI2_H: Config = Config {
     patch: 14,
@@ -114,10 +142,19 @@ pub const UNI2_H: Config = Config {
     ..VIT_B16
 };
 /// H-optimus-0/1: ViT-G/14, depth 40, SwiGLU, 4 registers.
-pub const H_OPTIMUS: Config = Config { depth: 40, mlp_ratio: 5.33334, registers: 4, ..UNI2_H };
+pub const H_OPTIMUS: Config = Config {
+    depth: 40,
+    mlp_ratio: 5.33334,
+    registers: 4,
+    ..UNI2_H
+};
 /// Prov-GigaPath's tile encoder: ViT-G at patch 16, SwiGLU, no registers.
-pub const GIGAPATH: Config =
-    Config { patch: 16, registers: 0, no_embed_class: false, ..H_OPTIMUS };
+pub const GIGAPATH: Config = Config {
+    patch: 16,
+    registers: 0,
+    no_embed_class: false,
+    ..H_OPTIMUS
+};
 /// Virchow: ViT-H/14, SwiGLU, class token ‖ mean of the patch tokens.
 pub const VIRCHOW: Config = Config {
     patch: 14,
@@ -131,17 +168,35 @@ pub const VIRCHOW: Config = Config {
     ..VIT_B16
 };
 /// Virchow2: Virchow with 4 registers.
-pub const VIRCHOW2: Config = Config { registers: 4, ..VIRCHOW };
+pub const VIRCHOW2: Config = Config {
+    registers: 4,
+    ..VIRCHOW
+};
 /// Phikon (Hugging Face `ViTModel`, iBOT): ViT-B/16 with layer-norm eps 1e-12.
-pub const PHIKON: Config = Config { eps: 1e-12, ..VIT_B16 };
+pub const PHIKON: Config = Config {
+    eps: 1e-12,
+    ..VIT_B16
+};
 /// Phikon-v2 (Hugging Face `Dinov2Model`): ViT-L/16 with LayerScale.
 pub const PHIKON_V2: Config = VIT_L16_LS;
 /// DINOv2 ViT-S/14 with 4 registers.
-pub const DINOV2_S_REG4: Config = Config { registers: 4, no_embed_class: true, ..DINOV2_S };
+pub const DINOV2_S_REG4: Config = Config {
+    registers: 4,
+    no_embed_class: true,
+    ..DINOV2_S
+};
 /// DINOv2 ViT-B/14 with 4 registers.
-pub const DINOV2_B_REG4: Config = Config { registers: 4, no_embed_class: true, ..DINOV2_B };
+pub const DINOV2_B_REG4: Config = Config {
+    registers: 4,
+    no_embed_class: true,
+    ..DINOV2_B
+};
 /// DINOv2 ViT-L/14 with 4 registers (also kaiko's vitl14).
-pub const DINOV2_L_REG4: Config = Config { registers: 4, no_embed_class: true, ..DINOV2_L };
+pub const DINOV2_L_REG4: Config = Config {
+    registers: 4,
+    no_embed_class: true,
+    ..DINOV2_L
+};
 
 impl Config {
     /// The same model with `depth` blocks (reduced-depth models for tests and quick looks).
@@ -162,7 +217,12 @@ impl Config {
     /// Rows of the stored position embedding.
     pub fn pos_len(&self) -> i64 {
         let grid = self.img_size / self.patch;
-        grid * grid + if self.no_embed_class { 0 } else { self.prefix() }
+        grid * grid
+            + if self.no_embed_class {
+                0
+            } else {
+                self.prefix()
+            }
     }
 
     /// Width of the published pooled embedding.
@@ -187,7 +247,8 @@ impl Config {
             + 2 * d // norm2
             + d * h + h
             + fc2_in * d + d;
-        3 * self.patch * self.patch * d + d
+        3 * self.patch * self.patch * d
+            + d
             + self.prefix() * d
             + self.pos_len() * d
             + self.depth as i64 * block
@@ -214,10 +275,30 @@ impl Block {
     fn new(p: nn::Path, c: &Config) -> Block {
         let d = c.dim;
         let ln = |p: nn::Path| {
-            nn::layer_norm(p, vec![d], nn::LayerNormConfig { eps: c.eps, ..Default::default() })
+            nn::layer_norm(
+                p,
+                vec![d],
+                nn::LayerNormConfig {
+                    eps: c.eps,
+                    ..Default::default()
+                },
+            )
         };
-        let lin = |p: nn::Path, i, o, bias| nn::linear(p, i, o, nn::LinearConfig { bias, ..Default::default() });
-        let gamma = |p: nn::Path| c.layer_scale.then(|| p.var("gamma", &[d], nn::Init::Const(1e-5)));
+        let lin = |p: nn::Path, i, o, bias| {
+            nn::linear(
+                p,
+                i,
+                o,
+                nn::LinearConfig {
+                    bias,
+                    ..Default::default()
+                },
+            )
+        };
+        let gamma = |p: nn::Path| {
+            c.layer_scale
+                .then(|| p.var("gamma", &[d], nn::Init::Const(1e-5)))
+        };
         let h = c.hidden();
         let fc2_in = if c.mlp == Mlp::SwiGluPacked { h / 2 } else { h };
         Block {
@@ -242,7 +323,16 @@ impl Block {
             .reshape([b, t, 3, self.heads, d / self.heads])
             .permute([2, 0, 3, 1, 4]);
         let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
-        let a = Tensor::scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, 0.0, false, None, false);
+        let a = Tensor::scaled_dot_product_attention(
+            &q,
+            &k,
+            &v,
+            None::<Tensor>,
+            0.0,
+            false,
+            None,
+            false,
+        );
         let mut a = a.transpose(1, 2).reshape([b, t, d]).apply(&self.proj);
         if let Some(g) = &self.ls1 {
             a *= g;
@@ -279,11 +369,20 @@ struct Embed {
 
 impl Embed {
     fn new(p: &nn::Path, c: &Config) -> Embed {
-        let std = nn::Init::Randn { mean: 0.0, stdev: 0.02 };
-        let cfg = nn::ConvConfig { stride: c.patch, bias: true, ..Default::default() };
+        let std = nn::Init::Randn {
+            mean: 0.0,
+            stdev: 0.02,
+        };
+        let cfg = nn::ConvConfig {
+            stride: c.patch,
+            bias: true,
+            ..Default::default()
+        };
         Embed {
             proj: nn::conv2d(p / "patch_embed" / "proj", 3, c.dim, c.patch, cfg),
-            cls: c.class_token.then(|| p.var("cls_token", &[1, 1, c.dim], std)),
+            cls: c
+                .class_token
+                .then(|| p.var("cls_token", &[1, 1, c.dim], std)),
             reg: (c.registers > 0).then(|| p.var("reg_token", &[1, c.registers, c.dim], std)),
             pos: p.var("pos_embed", &[1, c.pos_len(), c.dim], std),
             grid: c.img_size / c.patch,
@@ -351,14 +450,27 @@ pub fn build(p: &nn::Path, c: &Config) -> Body {
         let block = Block::new(p / "blocks" / i, c);
         // The first block's stage embeds the image first: a tap is always a block's output.
         let stage = match embed.take() {
-            Some(e) => Stage::new(&format!("blocks.{i}"), move |x, _| block.forward(&e.forward(x))),
+            Some(e) => Stage::new(&format!("blocks.{i}"), move |x, _| {
+                block.forward(&e.forward(x))
+            }),
             None => Stage::new(&format!("blocks.{i}"), move |x, _| block.forward(x)),
         };
         stages.push(stage);
     }
-    let norm = nn::layer_norm(p / "norm", vec![c.dim], nn::LayerNormConfig { eps: c.eps, ..Default::default() });
+    let norm = nn::layer_norm(
+        p / "norm",
+        vec![c.dim],
+        nn::LayerNormConfig {
+            eps: c.eps,
+            ..Default::default()
+        },
+    );
     stages.push(Stage::new("norm", move |x, _| x.apply(&norm)));
-    let tokens = Tokens { prefix: c.prefix(), cls: c.class_token, pool: c.pool };
+    let tokens = Tokens {
+        prefix: c.prefix(),
+        cls: c.class_token,
+        pool: c.pool,
+    };
     Body {
         stages,
         pre_logits: Box::new(move |x, _| pool(x, tokens, tokens.pool)),
@@ -386,14 +498,19 @@ pub fn patch_tokens(x: &Tensor, t: Tokens) -> Tensor {
 /// The blocks at 25, 50, 75 and 100 % of the depth, given every tap in forward order.
 pub fn quarters(all: &[String]) -> Vec<String> {
     let depth = all.iter().filter(|t| t.starts_with("blocks.")).count();
-    let mut out: Vec<String> = (1..=4).map(|q| format!("blocks.{}", (depth * q / 4).max(1) - 1)).collect();
+    let mut out: Vec<String> = (1..=4)
+        .map(|q| format!("blocks.{}", (depth * q / 4).max(1) - 1))
+        .collect();
     out.dedup();
     out
 }
 
 /// Every block (the cut points of the strategies over a ViT).
 pub fn blocks(all: &[String]) -> Vec<String> {
-    all.iter().filter(|t| t.starts_with("blocks.")).cloned().collect()
+    all.iter()
+        .filter(|t| t.starts_with("blocks."))
+        .cloned()
+        .collect()
 }
 
 /// Renames Hugging Face `ViTModel` / `Dinov2Model` tensors to timm's names (separate q, k, v
@@ -405,26 +522,34 @@ pub fn timm_names(tensors: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
         .find(|p| tensors.iter().any(|(n, _)| *n == format!("{p}{hf_key}")));
     let Some(strip) = strip else { return tensors };
     let mut out = Vec::new();
-    let mut qkv: std::collections::BTreeMap<(String, String), [Option<Tensor>; 3]> = Default::default();
+    let mut qkv: std::collections::BTreeMap<(String, String), [Option<Tensor>; 3]> =
+        Default::default();
     for (name, t) in tensors {
-        let Some(name) = name.strip_prefix(strip) else { continue };
+        let Some(name) = name.strip_prefix(strip) else {
+            continue;
+        };
         let renamed = match name {
             "embeddings.cls_token" => "cls_token".to_string(),
             "embeddings.register_tokens" => "reg_token".to_string(),
             "embeddings.position_embeddings" => "pos_embed".to_string(),
             "embeddings.mask_token" => continue,
             n if n.starts_with("pooler.") || n.starts_with("classifier.") => continue,
-            n if n.starts_with("embeddings.patch_embeddings.projection.") => {
-                n.replace("embeddings.patch_embeddings.projection.", "patch_embed.proj.")
-            }
+            n if n.starts_with("embeddings.patch_embeddings.projection.") => n.replace(
+                "embeddings.patch_embeddings.projection.",
+                "patch_embed.proj.",
+            ),
             n if n.starts_with("layernorm.") => n.replace("layernorm.", "norm."),
             n => match n.strip_prefix("encoder.layer.") {
                 None => n.to_string(),
                 Some(rest) => {
                     let (i, rest) = rest.split_once('.').unwrap_or((rest, ""));
-                    let which = ["attention.attention.query.", "attention.attention.key.", "attention.attention.value."]
-                        .iter()
-                        .position(|q| rest.starts_with(q));
+                    let which = [
+                        "attention.attention.query.",
+                        "attention.attention.key.",
+                        "attention.attention.value.",
+                    ]
+                    .iter()
+                    .position(|q| rest.starts_with(q));
                     if let Some(w) = which {
                         let suffix = rest.rsplit('.').next().unwrap_or("").to_string();
                         qkv.entry((i.to_string(), suffix)).or_default()[w] = Some(t);
@@ -449,7 +574,10 @@ pub fn timm_names(tensors: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
     for ((i, suffix), parts) in qkv {
         let parts: Vec<Tensor> = parts.into_iter().flatten().collect();
         if parts.len() == 3 {
-            out.push((format!("blocks.{i}.attn.qkv.{suffix}"), Tensor::cat(&parts, 0)));
+            out.push((
+                format!("blocks.{i}.attn.qkv.{suffix}"),
+                Tensor::cat(&parts, 0),
+            ));
         }
     }
     out
@@ -466,31 +594,59 @@ mod tests {
             let vs = nn::VarStore::new(tch::Device::Cpu);
             let body = build(&vs.root(), &c);
             drop(body);
-            let n: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+            let n: i64 = vs
+                .trainable_variables()
+                .iter()
+                .map(|t| t.numel() as i64)
+                .sum();
             assert_eq!(n, c.parameter_count(), "{c:?}");
         }
     }
 
     #[test]
     fn quarters_are_blocks_at_a_quarter_of_the_depth() {
-        let all: Vec<String> = (0..24).map(|i| format!("blocks.{i}")).chain(["norm".to_string()]).collect();
-        assert_eq!(quarters(&all), ["blocks.5", "blocks.11", "blocks.17", "blocks.23"]);
+        let all: Vec<String> = (0..24)
+            .map(|i| format!("blocks.{i}"))
+            .chain(["norm".to_string()])
+            .collect();
+        assert_eq!(
+            quarters(&all),
+            ["blocks.5", "blocks.11", "blocks.17", "blocks.23"]
+        );
     }
 
     #[test]
     fn hugging_face_names_become_timm_names() {
         let z = |s: &[i64]| Tensor::zeros(s, tch::kind::FLOAT_CPU);
         let hf = vec![
-            ("embeddings.patch_embeddings.projection.weight".to_string(), z(&[8, 3, 16, 16])),
-            ("encoder.layer.0.attention.attention.query.weight".to_string(), z(&[8, 8])),
-            ("encoder.layer.0.attention.attention.key.weight".to_string(), z(&[8, 8])),
-            ("encoder.layer.0.attention.attention.value.weight".to_string(), z(&[8, 8])),
+            (
+                "embeddings.patch_embeddings.projection.weight".to_string(),
+                z(&[8, 3, 16, 16]),
+            ),
+            (
+                "encoder.layer.0.attention.attention.query.weight".to_string(),
+                z(&[8, 8]),
+            ),
+            (
+                "encoder.layer.0.attention.attention.key.weight".to_string(),
+                z(&[8, 8]),
+            ),
+            (
+                "encoder.layer.0.attention.attention.value.weight".to_string(),
+                z(&[8, 8]),
+            ),
             ("encoder.layer.0.output.dense.bias".to_string(), z(&[8])),
-            ("encoder.layer.0.attention.output.dense.bias".to_string(), z(&[8])),
+            (
+                "encoder.layer.0.attention.output.dense.bias".to_string(),
+                z(&[8]),
+            ),
             ("encoder.layer.0.layer_scale1.lambda1".to_string(), z(&[8])),
             ("pooler.dense.weight".to_string(), z(&[8, 8])),
         ];
-        let mut names: Vec<(String, Vec<i64>)> = timm_names(hf).into_iter().map(|(n, t)| (n, t.size())).collect();
+        let mut names: Vec<(String, Vec<i64>)> = timm_names(hf)
+            .into_iter()
+            .map(|(n, t)| (n, t.size()))
+            .collect();
         names.sort();
         assert_eq!(
             names,

@@ -44,9 +44,7 @@ pub struct PromptHelper {
 
 impl PromptHelper {
     pub fn new(known: Rc<RefCell<Known>>) -> Self {
-        PromptHelper {
-            known,
-        }
+        PromptHelper { known }
     }
 }
 
@@ -154,7 +152,8 @@ pub fn incomplete(parser: &Engine, src: &str) -> bool {
     };
     let unterminated = match &*e.0 {
         P::BadInput(le) => {
-            matches!(le, rhai::LexError::UnterminatedString) || le.to_string().contains("Open string")
+            matches!(le, rhai::LexError::UnterminatedString)
+                || le.to_string().contains("Open string")
         }
         _ => false,
     };
@@ -168,7 +167,11 @@ pub fn incomplete(parser: &Engine, src: &str) -> bool {
             line > last_line || (line == last_line && col.unwrap_or(usize::MAX) > last_col)
         }
     };
-    at_end && matches!(&*e.0, P::UnexpectedEOF | P::MissingToken(..) | P::MissingSymbol(..) | P::ExprExpected(..))
+    at_end
+        && matches!(
+            &*e.0,
+            P::UnexpectedEOF | P::MissingToken(..) | P::MissingSymbol(..) | P::ExprExpected(..)
+        )
 }
 
 /// Line and column (1-based) of the last character that is not white space.

@@ -100,7 +100,6 @@ fn read_statement(
     Ok(text)
 }
 
-
 /// Runs one input at the prompt; errors are printed with a caret and every variable survives.
 /// Functions defined at the prompt are kept in `functions` for later inputs.
 pub fn evaluate(engine: &Engine, scope: &mut Scope, functions: &mut rhai::AST, input: &str) {

@@ -2,8 +2,8 @@
 //! fitted, tuned and cross-validated on images like the classifiers are on features.
 
 use super::convert::{grid, options, params_map};
-use super::learning::{cv_field, cv_result};
 use super::data::DatasetRef;
+use super::learning::{cv_field, cv_result};
 use super::registry::Api;
 use super::{to_rhai, RResult};
 use crate::baseline::et_fl::{self, EtFl, EtFlModel};
@@ -33,7 +33,9 @@ fn with_options(m: &Map) -> RResult<EtFl> {
 
 /// Registers ET-FL.
 pub fn register(api: &mut Api) {
-    api.engine().register_type_with_name::<EtFl>("EtFl").register_type_with_name::<EtFlFitted>("EtFlModel");
+    api.engine()
+        .register_type_with_name::<EtFl>("EtFl")
+        .register_type_with_name::<EtFlFitted>("EtFlModel");
     api.func(
         "et_fl() -> EtFl",
         "The ET-FL baseline (random subwindows, extra-trees leaf features, linear SVM) with the paper's defaults.",
@@ -53,7 +55,10 @@ pub fn register(api: &mut Api) {
         "let bm = fit(et_fl(#{ n_subwindows: 10, n_trees: 5 }), small);",
         |p: EtFl, d: DatasetRef| -> RResult<EtFlFitted> {
             let m = p.fit(&d, &all(&d)).map_err(to_rhai)?;
-            Ok(EtFlFitted { model: Rc::new(m), cv: None })
+            Ok(EtFlFitted {
+                model: Rc::new(m),
+                cv: None,
+            })
         },
     );
     api.func(
@@ -70,7 +75,9 @@ pub fn register(api: &mut Api) {
         "ET-FL's score on slide-grouped folds, as cross_val of a classifier reports it.",
         "cross_val(et_fl(#{ n_subwindows: 10, n_trees: 5 }), small, slide_kfold(3)).score",
         |p: EtFl, d: DatasetRef, cv: Cv| -> RResult<Map> {
-            et_fl::cross_val(&p, &d, &all(&d), &cv).map(|t| cv_result(&t)).map_err(to_rhai)
+            et_fl::cross_val(&p, &d, &all(&d), &cv)
+                .map(|t| cv_result(&t))
+                .map_err(to_rhai)
         },
     );
     api.func(

@@ -31,15 +31,21 @@ pub fn to_json(v: &Dynamic, key: &str, owner: &str) -> RResult<Value> {
         return Ok(i.into());
     }
     if let Ok(f) = v.as_float() {
-        return serde_json::Number::from_f64(f).map(Value::Number).ok_or_else(|| {
-            format!("option `{key}` of {owner} must be a finite number, got {f}").into()
-        });
+        return serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .ok_or_else(|| {
+                format!("option `{key}` of {owner} must be a finite number, got {f}").into()
+            });
     }
     if v.is_string() || v.is_char() {
         return Ok(Value::String(v.to_string()));
     }
     if let Some(a) = v.read_lock::<Array>() {
-        return a.iter().map(|x| to_json(x, key, owner)).collect::<RResult<Vec<_>>>().map(Value::Array);
+        return a
+            .iter()
+            .map(|x| to_json(x, key, owner))
+            .collect::<RResult<Vec<_>>>()
+            .map(Value::Array);
     }
     if let Some(m) = v.read_lock::<Map>() {
         let mut o = serde_json::Map::new();
@@ -62,17 +68,30 @@ pub fn from_json(v: &Value) -> Dynamic {
         },
         Value::String(s) => s.clone().into(),
         Value::Array(a) => Dynamic::from_array(a.iter().map(from_json).collect()),
-        Value::Object(o) => Dynamic::from_map(o.iter().map(|(k, v)| (k.as_str().into(), from_json(v))).collect()),
+        Value::Object(o) => Dynamic::from_map(
+            o.iter()
+                .map(|(k, v)| (k.as_str().into(), from_json(v)))
+                .collect(),
+        ),
     }
 }
 
 /// Takes `key` out of an option map when it holds a `T` (an object option such as a `Cv`).
-pub fn take_object<T: Clone + 'static>(m: &mut Map, key: &str, kind: &str, owner: &str) -> RResult<Option<T>> {
+pub fn take_object<T: Clone + 'static>(
+    m: &mut Map,
+    key: &str,
+    kind: &str,
+    owner: &str,
+) -> RResult<Option<T>> {
     match m.remove(key) {
         None => Ok(None),
         Some(v) => match v.clone().try_cast::<T>() {
             Some(t) => Ok(Some(t)),
-            None => Err(format!("option `{key}` of {owner} must be a {kind}, got {}", v.type_name()).into()),
+            None => Err(format!(
+                "option `{key}` of {owner} must be a {kind}, got {}",
+                v.type_name()
+            )
+            .into()),
         },
     }
 }
@@ -99,7 +118,9 @@ pub fn indices(a: &Array, what: &str) -> RResult<Vec<usize>> {
 
 /// A number as f64.
 pub fn as_f64(v: &Dynamic) -> Option<f64> {
-    v.as_float().ok().or_else(|| v.as_int().ok().map(|i| i as f64))
+    v.as_float()
+        .ok()
+        .or_else(|| v.as_int().ok().map(|i| i as f64))
 }
 
 /// A script value as a hyper-parameter.
@@ -111,7 +132,11 @@ pub fn param(v: &Dynamic, key: &str) -> RResult<Param> {
     } else if v.is_string() {
         Ok(Param::Str(v.to_string()))
     } else {
-        Err(format!("{key}: a hyper-parameter is a number or a string, got {}", v.type_name()).into())
+        Err(format!(
+            "{key}: a hyper-parameter is a number or a string, got {}",
+            v.type_name()
+        )
+        .into())
     }
 }
 
@@ -161,5 +186,7 @@ pub fn cells_map(row: Vec<(String, Cell)>) -> Map {
 
 /// Parses a `--set name=value` value as a Rhai literal, falling back to a plain string.
 pub fn literal(engine: &rhai::Engine, text: &str) -> Dynamic {
-    engine.eval_expression::<Dynamic>(text).unwrap_or_else(|_| Dynamic::from(text.to_string()))
+    engine
+        .eval_expression::<Dynamic>(text)
+        .unwrap_or_else(|_| Dynamic::from(text.to_string()))
 }

@@ -65,12 +65,20 @@ so a study script takes a folder with its slide rule as one value.",
     .options::<DatasetOptions>()
     .extra_option("path", "string", "(required)", "The folder, manifest or demo name.")
     .extra_option("name", "string", "the path", "The name results use for this dataset.");
-    api.method("Dataset", "data.len() -> int", "Number of images.", "data.len()", |d: &mut DatasetRef| {
-        d.len() as i64
-    });
-    api.method("Dataset", "data.classes() -> Array", "Class names, in label order.", "data.classes()", |d: &mut DatasetRef| {
-        strings(&d.classes)
-    });
+    api.method(
+        "Dataset",
+        "data.len() -> int",
+        "Number of images.",
+        "data.len()",
+        |d: &mut DatasetRef| d.len() as i64,
+    );
+    api.method(
+        "Dataset",
+        "data.classes() -> Array",
+        "Class names, in label order.",
+        "data.classes()",
+        |d: &mut DatasetRef| strings(&d.classes),
+    );
     api.method(
         "Dataset",
         "data.summary() -> String",
@@ -91,7 +99,9 @@ so a study script takes a folder with its slide rule as one value.",
         "The images at these positions.",
         "data.subset(split.test)",
         |d: &mut DatasetRef, a: Array| -> RResult<DatasetRef> {
-            d.subset(&indices(&a, "rows")?).map(Arc::new).map_err(to_rhai)
+            d.subset(&indices(&a, "rows")?)
+                .map(Arc::new)
+                .map_err(to_rhai)
         },
     );
     api.method(
@@ -109,15 +119,27 @@ so a study script takes a folder with its slide rule as one value.",
         "let s = data.split();",
         |d: &mut DatasetRef| split(d, &SplitOptions::default()),
     );
-    api.getter("Split", "split.train -> Array", "Positions of the training images.", "split.train.len()", |s: &mut Split| {
-        ints(&s.train)
-    });
-    api.getter("Split", "split.val -> Array", "Positions of the validation images.", "split.val.len()", |s: &mut Split| {
-        ints(&s.val)
-    });
-    api.getter("Split", "split.test -> Array", "Positions of the test images.", "split.test.len()", |s: &mut Split| {
-        ints(&s.test)
-    });
+    api.getter(
+        "Split",
+        "split.train -> Array",
+        "Positions of the training images.",
+        "split.train.len()",
+        |s: &mut Split| ints(&s.train),
+    );
+    api.getter(
+        "Split",
+        "split.val -> Array",
+        "Positions of the validation images.",
+        "split.val.len()",
+        |s: &mut Split| ints(&s.val),
+    );
+    api.getter(
+        "Split",
+        "split.test -> Array",
+        "Positions of the test images.",
+        "split.test.len()",
+        |s: &mut Split| ints(&s.test),
+    );
     api.getter(
         "Split",
         "split.train_val -> Array",
@@ -142,7 +164,15 @@ so a study script takes a folder with its slide rule as one value.",
         "slide_kfold(k: int, seed: int) -> Cv",
         "Like slide_kfold(k) with another assignment of slides.",
         "let cv = slide_kfold(5, 42);",
-        |k: i64, s: i64| Cv::slide_kfold_with(k.max(0) as usize, CvOptions { seed: s.max(0) as u64, ..Default::default() }),
+        |k: i64, s: i64| {
+            Cv::slide_kfold_with(
+                k.max(0) as usize,
+                CvOptions {
+                    seed: s.max(0) as u64,
+                    ..Default::default()
+                },
+            )
+        },
     );
     api.func(
         "slide_kfold(k: int, options: Map) -> Cv",
@@ -151,9 +181,12 @@ so a study script takes a folder with its slide rule as one value.",
         |k: i64, m: Map| -> RResult<Cv> { Ok(Cv::slide_kfold_with(k.max(0) as usize, options(&m)?)) },
     )
     .options::<CvOptions>();
-    api.func("leave_one_slide_out() -> Cv", "One fold per slide.", "let cv = leave_one_slide_out();", || {
-        Cv::leave_one_slide_out(CvOptions::default())
-    });
+    api.func(
+        "leave_one_slide_out() -> Cv",
+        "One fold per slide.",
+        "let cv = leave_one_slide_out();",
+        || Cv::leave_one_slide_out(CvOptions::default()),
+    );
     api.func(
         "leave_one_slide_out(options: Map) -> Cv",
         "One fold per slide, with a scoring (a one-class slide makes \"auto\" pool).",

@@ -41,7 +41,11 @@ pub fn register(api: &mut Api) {
         "evaluate(ft, small)",
         |n: Net, d: DatasetRef| -> RResult<Evaluation> {
             if n.classes != d.classes {
-                return Err(format!("the network predicts {:?}, the data has classes {:?}", n.classes, d.classes).into());
+                return Err(format!(
+                    "the network predicts {:?}, the data has classes {:?}",
+                    n.classes, d.classes
+                )
+                .into());
             }
             let s = crate::finetune::predict_scores(&n, &d, 32).map_err(to_rhai)?;
             crate::eval::evaluate_scores(&d.labels(), &s, &d.classes).map_err(to_rhai)
@@ -53,9 +57,13 @@ pub fn register(api: &mut Api) {
         "score(m, test)",
         |m: Model, f: FeatureSet| evaluate(&m, &f).map(|e| e.score).map_err(to_rhai),
     );
-    api.getter("Evaluation", "e.accuracy -> float", "Fraction of correct predictions.", "evaluate(m, test).accuracy", |v: &mut Evaluation| {
-        v.accuracy
-    });
+    api.getter(
+        "Evaluation",
+        "e.accuracy -> float",
+        "Fraction of correct predictions.",
+        "evaluate(m, test).accuracy",
+        |v: &mut Evaluation| v.accuracy,
+    );
     api.getter(
         "Evaluation",
         "e.balanced_accuracy -> float",
@@ -77,9 +85,13 @@ pub fn register(api: &mut Api) {
         "evaluate(m, test).note",
         |v: &mut Evaluation| v.note.clone(),
     );
-    api.getter("Evaluation", "e.score -> float", "The paper's metric (AUC when binary, accuracy otherwise).", "evaluate(m, test).score", |v: &mut Evaluation| {
-        v.score
-    });
+    api.getter(
+        "Evaluation",
+        "e.score -> float",
+        "The paper's metric (AUC when binary, accuracy otherwise).",
+        "evaluate(m, test).score",
+        |v: &mut Evaluation| v.score,
+    );
     api.getter(
         "Evaluation",
         "e.auc -> float",
@@ -92,7 +104,12 @@ pub fn register(api: &mut Api) {
         "e.confusion -> Array",
         "The confusion matrix: rows are true classes, columns predictions.",
         "evaluate(m, test).confusion",
-        |v: &mut Evaluation| v.confusion.iter().map(|r| Dynamic::from(ints(r))).collect::<Array>(),
+        |v: &mut Evaluation| {
+            v.confusion
+                .iter()
+                .map(|r| Dynamic::from(ints(r)))
+                .collect::<Array>()
+        },
     );
     api.func(
         "importances(m: Model) -> Table",
@@ -107,18 +124,31 @@ pub fn register(api: &mut Api) {
         |m: Model, by: &str| -> RResult<Table> {
             use polars::prelude::{Column, DataFrame};
             let (keys, values) = importance_share(&m, by)?;
-            let df = DataFrame::new(keys.len(), vec![Column::new(by.into(), keys), Column::new("importance".into(), values)]);
+            let df = DataFrame::new(
+                keys.len(),
+                vec![
+                    Column::new(by.into(), keys),
+                    Column::new("importance".into(), values),
+                ],
+            );
             df.map(Table).map_err(|e| to_rhai(e.into()))
         },
     );
-    api.func("results() -> Results", "An empty results table that strategies append rows to.", "let r1 = results();", || -> ResultsRef {
-        Rc::new(RefCell::new(Results::default()))
-    });
+    api.func(
+        "results() -> Results",
+        "An empty results table that strategies append rows to.",
+        "let r1 = results();",
+        || -> ResultsRef { Rc::new(RefCell::new(Results::default())) },
+    );
     api.func(
         "results(path: String) -> Results",
         "Loads results saved as .parquet or .csv.",
         r#"r.save("r.csv"); let r1 = results("r.csv");"#,
-        |p: &str| Results::load(std::path::Path::new(p)).map(|r| Rc::new(RefCell::new(r))).map_err(to_rhai),
+        |p: &str| {
+            Results::load(std::path::Path::new(p))
+                .map(|r| Rc::new(RefCell::new(r)))
+                .map_err(to_rhai)
+        },
     );
     api.method(
         "Results",
@@ -134,22 +164,46 @@ pub fn register(api: &mut Api) {
         },
     )
     .options::<Row>();
-    api.method("Results", "r.len() -> int", "Number of rows.", "r.len()", |r: &mut ResultsRef| r.borrow().rows.len() as i64);
-    api.method("Results", "r.table() -> Table", "All rows.", "r.table()", |r: &mut ResultsRef| {
-        r.borrow().frame().map(Table).map_err(to_rhai)
-    });
-    api.method("Results", "r.save(path: String)", "Saves as .parquet or .csv.", r#"r.save("results.parquet");"#, |r: &mut ResultsRef, p: &str| {
-        r.borrow().save(std::path::Path::new(p)).map_err(to_rhai)
-    });
-    api.method("Results", "r.datasets() -> Array", "The datasets that have rows.", "r.datasets()", |r: &mut ResultsRef| {
-        strings(&r.borrow().datasets())
-    });
+    api.method(
+        "Results",
+        "r.len() -> int",
+        "Number of rows.",
+        "r.len()",
+        |r: &mut ResultsRef| r.borrow().rows.len() as i64,
+    );
+    api.method(
+        "Results",
+        "r.table() -> Table",
+        "All rows.",
+        "r.table()",
+        |r: &mut ResultsRef| r.borrow().frame().map(Table).map_err(to_rhai),
+    );
+    api.method(
+        "Results",
+        "r.save(path: String)",
+        "Saves as .parquet or .csv.",
+        r#"r.save("results.parquet");"#,
+        |r: &mut ResultsRef, p: &str| r.borrow().save(std::path::Path::new(p)).map_err(to_rhai),
+    );
+    api.method(
+        "Results",
+        "r.datasets() -> Array",
+        "The datasets that have rows.",
+        "r.datasets()",
+        |r: &mut ResultsRef| strings(&r.borrow().datasets()),
+    );
     api.method(
         "Results",
         "r.ranks() -> Table",
         "Each method's rank per dataset (best = highest, ties averaged) and the mean rank.",
         "r.ranks()",
-        |r: &mut ResultsRef| r.borrow().ranks().and_then(|k| k.frame()).map(Table).map_err(to_rhai),
+        |r: &mut ResultsRef| {
+            r.borrow()
+                .ranks()
+                .and_then(|k| k.frame())
+                .map(Table)
+                .map_err(to_rhai)
+        },
     );
     api.method(
         "Results",
@@ -164,7 +218,11 @@ pub fn register(api: &mut Api) {
         "Friedman chi², p-value, Iman-Davenport F and the Nemenyi critical difference (α = 0.05).",
         "r.friedman()",
         |r: &mut ResultsRef| -> RResult<Map> {
-            let f = r.borrow().ranks().and_then(|k| k.friedman()).map_err(to_rhai)?;
+            let f = r
+                .borrow()
+                .ranks()
+                .and_then(|k| k.friedman())
+                .map_err(to_rhai)?;
             let mut m = Map::new();
             m.insert("chi2".into(), f.chi2.into());
             m.insert("p_value".into(), f.p_value.into());
@@ -173,10 +231,18 @@ pub fn register(api: &mut Api) {
             Ok(m)
         },
     );
-    api.func("timer() -> float", "Seconds since an arbitrary start, to time strategies.", "let t0 = timer();", || {
-        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-        START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64()
-    });
+    api.func(
+        "timer() -> float",
+        "Seconds since an arbitrary start, to time strategies.",
+        "let t0 = timer();",
+        || {
+            static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+            START
+                .get_or_init(std::time::Instant::now)
+                .elapsed()
+                .as_secs_f64()
+        },
+    );
     api.func(
         "write_text(path: String, text: String) -> String",
         "Writes text to a file (creating its folder); returns the path.",
@@ -186,7 +252,9 @@ pub fn register(api: &mut Api) {
             if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(d).map_err(|e| to_rhai(crate::Error::file(d, e)))?;
             }
-            std::fs::write(path, t).map(|_| p.to_string()).map_err(|e| to_rhai(crate::Error::file(path, e)))
+            std::fs::write(path, t)
+                .map(|_| p.to_string())
+                .map_err(|e| to_rhai(crate::Error::file(path, e)))
         },
     );
 }

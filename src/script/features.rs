@@ -86,7 +86,9 @@ pub fn register(api: &mut Api) {
         "f.save(path: String)",
         "Saves as .parquet (pandas/polars readable) or .safetensors.",
         r#"f.save("f.safetensors");"#,
-        |f: &mut FeatureSet, p: &str| crate::features::io::save(f, std::path::Path::new(p)).map_err(to_rhai),
+        |f: &mut FeatureSet, p: &str| {
+            crate::features::io::save(f, std::path::Path::new(p)).map_err(to_rhai)
+        },
     );
     api.method(
         "FeatureSet",
@@ -102,7 +104,8 @@ pub fn register(api: &mut Api) {
         r#"f.select(#{ tap: f.taps()[0] })"#,
         |f: &mut FeatureSet, m: Map| -> RResult<FeatureSet> {
             let o: SelectOptions = options(&m)?;
-            f.select(o.network.as_deref(), o.tap.as_deref()).map_err(to_rhai)
+            f.select(o.network.as_deref(), o.tap.as_deref())
+                .map_err(to_rhai)
         },
     )
     .options::<SelectOptions>();
@@ -120,12 +123,20 @@ pub fn register(api: &mut Api) {
         "let tr = f.subset(split.train);",
         |f: &mut FeatureSet, a: Array| f.subset(&indices(&a, "rows")?).map_err(to_rhai),
     );
-    api.method("FeatureSet", "f.dims() -> Array", "[rows, columns].", "f.dims()", |f: &mut FeatureSet| {
-        vec![Dynamic::from(f.n as i64), Dynamic::from(f.d as i64)]
-    });
-    api.method("FeatureSet", "f.taps() -> Array", "The taps the columns come from.", "f.taps()", |f: &mut FeatureSet| {
-        strings(&f.taps())
-    });
+    api.method(
+        "FeatureSet",
+        "f.dims() -> Array",
+        "[rows, columns].",
+        "f.dims()",
+        |f: &mut FeatureSet| vec![Dynamic::from(f.n as i64), Dynamic::from(f.d as i64)],
+    );
+    api.method(
+        "FeatureSet",
+        "f.taps() -> Array",
+        "The taps the columns come from.",
+        "f.taps()",
+        |f: &mut FeatureSet| strings(&f.taps()),
+    );
     api.method(
         "FeatureSet",
         "f.classes_count() -> int",
@@ -146,18 +157,32 @@ pub fn register(api: &mut Api) {
         "let p = pca(8).fit(f.subset(split.train)); let g = p.transform(f);",
         |k: i64| PcaSpec(k.max(0) as usize),
     );
-    api.method("PcaSpec", "pca(k).fit(train: FeatureSet) -> Pca", "Fits the PCA axes on these rows.", "let p = pca(8).fit(train);", |p: &mut PcaSpec, f: FeatureSet| {
-        Pca::fit(p.0, &f).map_err(to_rhai)
-    });
-    api.method("Pca", "p.transform(f: FeatureSet) -> FeatureSet", "Projects onto the fitted axes.", "pca(4).fit(train).transform(f).dims()", |p: &mut Pca, f: FeatureSet| {
-        p.transform(&f).map_err(to_rhai)
-    });
-    api.func("cache_info() -> String", "What the feature cache holds and where.", "print(cache_info());", || {
-        crate::features::cache::info().map_err(to_rhai)
-    });
-    api.func("cache_clear() -> String", "Deletes the feature cache.", "cache_clear()", || {
-        crate::features::cache::clear().map_err(to_rhai)
-    });
+    api.method(
+        "PcaSpec",
+        "pca(k).fit(train: FeatureSet) -> Pca",
+        "Fits the PCA axes on these rows.",
+        "let p = pca(8).fit(train);",
+        |p: &mut PcaSpec, f: FeatureSet| Pca::fit(p.0, &f).map_err(to_rhai),
+    );
+    api.method(
+        "Pca",
+        "p.transform(f: FeatureSet) -> FeatureSet",
+        "Projects onto the fitted axes.",
+        "pca(4).fit(train).transform(f).dims()",
+        |p: &mut Pca, f: FeatureSet| p.transform(&f).map_err(to_rhai),
+    );
+    api.func(
+        "cache_info() -> String",
+        "What the feature cache holds and where.",
+        "print(cache_info());",
+        || crate::features::cache::info().map_err(to_rhai),
+    );
+    api.func(
+        "cache_clear() -> String",
+        "Deletes the feature cache.",
+        "cache_clear()",
+        || crate::features::cache::clear().map_err(to_rhai),
+    );
     api.func(
         "feature_difference(f: FeatureSet, g: FeatureSet) -> float",
         "max |f - g| / max |f| over two sets of the same shape (e.g. CPU against CUDA).",
@@ -167,7 +192,10 @@ pub fn register(api: &mut Api) {
                 return Err(format!("shapes differ: {:?} vs {:?}", f.dims(), g.dims()).into());
             }
             let scale = f.x.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-            let diff = f.x.iter().zip(g.x.iter()).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            let diff =
+                f.x.iter()
+                    .zip(g.x.iter())
+                    .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
             Ok(diff as f64 / scale as f64)
         },
     );

@@ -14,10 +14,19 @@ pub fn entries() -> &'static [Doc] {
 pub const TOPICS: &[(&str, &str)] = &[
     ("data", "datasets, splits and cross-validation folds"),
     ("networks", "networks, taps, weights and fine-tuning"),
-    ("features", "feature extraction, feature sets, PCA, the cache"),
-    ("learning", "classifiers, tuning, feature selection, the ET-FL baseline"),
+    (
+        "features",
+        "feature extraction, feature sets, PCA, the cache",
+    ),
+    (
+        "learning",
+        "classifiers, tuning, feature selection, the ET-FL baseline",
+    ),
     ("evaluation", "metrics, results tables, ranks"),
-    ("tables", "looking into tables: rows, columns, sorting, filtering, grouping"),
+    (
+        "tables",
+        "looking into tables: rows, columns, sorting, filtering, grouping",
+    ),
     ("plots", "charts written as PNG or SVG"),
     ("prompt", "using the prompt: help, limits"),
 ];
@@ -29,7 +38,9 @@ const PROMPT: &str = "At the prompt: statements end with ';' or a newline when c
 
 /// Registers `help` itself.
 pub fn register(api: &mut Api) {
-    api.func("help() -> ()", "Lists the help topics.", "help()", || println!("{}", help(None)));
+    api.func("help() -> ()", "Lists the help topics.", "help()", || {
+        println!("{}", help(None))
+    });
     api.func(
         "help(name: String) -> ()",
         "Help on a topic or a function: signature, options with their defaults, an example.",
@@ -66,7 +77,11 @@ pub fn help(what: Option<&str>) -> String {
                     .unwrap_or_default();
                 return format!("no function {name:?}{near} (help() lists the topics)");
             }
-            found.iter().map(|e| text(e)).collect::<Vec<_>>().join("\n\n")
+            found
+                .iter()
+                .map(|e| text(e))
+                .collect::<Vec<_>>()
+                .join("\n\n")
         }
     }
 }
@@ -75,18 +90,44 @@ pub fn help(what: Option<&str>) -> String {
 pub fn text(e: &Doc) -> String {
     let mut s = format!("{}\n  {}", e.signature, e.doc.replace('\n', "\n  "));
     if let Some(o) = &e.options {
-        s += &format!("\n  options (name, type, default, meaning):\n{}", option_lines(o, "    "));
+        s += &format!(
+            "\n  options (name, type, default, meaning):\n{}",
+            option_lines(o, "    ")
+        );
     }
     s + format!("\n  example: {}", e.example).as_str()
 }
 
 fn option_lines(o: &OptionList, indent: &str) -> String {
-    let w = o.fields.iter().map(|f| f.name.chars().count()).max().unwrap_or(0);
-    let kw = o.fields.iter().map(|f| f.kind.chars().count()).max().unwrap_or(0);
-    let dw = o.fields.iter().map(|f| f.default.chars().count()).max().unwrap_or(0);
+    let w = o
+        .fields
+        .iter()
+        .map(|f| f.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let kw = o
+        .fields
+        .iter()
+        .map(|f| f.kind.chars().count())
+        .max()
+        .unwrap_or(0);
+    let dw = o
+        .fields
+        .iter()
+        .map(|f| f.default.chars().count())
+        .max()
+        .unwrap_or(0);
     o.fields
         .iter()
-        .map(|f| format!("{indent}{:<w$}  {:<kw$}  {:<dw$}  {}", f.name, f.kind, f.default, f.doc.trim()))
+        .map(|f| {
+            format!(
+                "{indent}{:<w$}  {:<kw$}  {:<dw$}  {}",
+                f.name,
+                f.kind,
+                f.default,
+                f.doc.trim()
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -25,7 +25,14 @@ pub fn cv_result(t: &CvTable) -> Map {
     m.insert("scoring".into(), t.scoring.as_str().into());
     m.insert("metric".into(), t.metric.clone().into());
     m.insert("pooled".into(), t.pooled[0].into());
-    m.insert("folds".into(), t.folds[0].iter().map(|v| Dynamic::from(*v)).collect::<Array>().into());
+    m.insert(
+        "folds".into(),
+        t.folds[0]
+            .iter()
+            .map(|v| Dynamic::from(*v))
+            .collect::<Array>()
+            .into(),
+    );
     m.insert("note".into(), t.note.clone().into());
     m
 }
@@ -101,9 +108,13 @@ pub fn register(api: &mut Api) {
         |m: Map| -> RResult<ClassifierRef> { Ok(Box::new(options::<Perceptron>(&m)?)) },
     )
     .options::<Perceptron>();
-    api.method("Classifier", "clf.name() -> String", "The classifier's name.", "linear_svm().name()", |c: &mut ClassifierRef| {
-        c.name().to_string()
-    });
+    api.method(
+        "Classifier",
+        "clf.name() -> String",
+        "The classifier's name.",
+        "linear_svm().name()",
+        |c: &mut ClassifierRef| c.name().to_string(),
+    );
     api.func(
         "fit(clf: Classifier, f: FeatureSet) -> Model",
         "Fits on all rows of f.",
@@ -166,12 +177,20 @@ pub fn register(api: &mut Api) {
         "m.cv_note()",
         |m: &mut Model| cv_field(&m.cv, true),
     );
-    api.method("Model", "m.best_params() -> Map", "The hyper-parameters of the model.", "m.best_params()", |m: &mut Model| {
-        params_map(m.classifier.params())
-    });
-    api.method("Model", "m.predict(f: FeatureSet) -> Array", "Predicted class indices.", "m.predict(test)", |m: &mut Model, f: FeatureSet| {
-        m.predict(&f).map(|v| ints(&v)).map_err(to_rhai)
-    });
+    api.method(
+        "Model",
+        "m.best_params() -> Map",
+        "The hyper-parameters of the model.",
+        "m.best_params()",
+        |m: &mut Model| params_map(m.classifier.params()),
+    );
+    api.method(
+        "Model",
+        "m.predict(f: FeatureSet) -> Array",
+        "Predicted class indices.",
+        "m.predict(test)",
+        |m: &mut Model, f: FeatureSet| m.predict(&f).map(|v| ints(&v)).map_err(to_rhai),
+    );
     api.func(
         "rfe(clf: Classifier, options: Map) -> Rfe",
         "Recursive feature elimination ranked by the classifier's importances, scored by slide-wise CV.",
@@ -190,16 +209,32 @@ pub fn register(api: &mut Api) {
     )
     .options::<RfeOptions>()
     .extra_option("cv", "Cv", "slide_kfold(3)", "The folds that score each subset size.");
-    api.method("Rfe", "sel.fit(f: FeatureSet) -> RfeResult", "Runs RFE with cross-validation.", "let r1 = rfe(extra_trees(#{ n_trees: 10 }), #{ step: 0.5 }).fit(train);", |r: &mut Rfe, f: FeatureSet| {
-        r.fit(&f).map_err(to_rhai)
-    });
-    api.getter("RfeResult", "sel.k_min -> int", "The number of features kept: the smallest within tolerance of the best.", "sel.k_min", |r: &mut RfeResult| {
-        r.k_min as i64
-    });
-    api.method("RfeResult", "sel.curve() -> Table", "Number of features against CV score (mean, std).", "sel.curve()", |r: &mut RfeResult| {
-        r.curve_frame().map(Table).map_err(to_rhai)
-    });
-    api.method("RfeResult", "sel.transform(f: FeatureSet) -> FeatureSet", "Keeps the k_min selected columns.", "sel.transform(f).dims()", |r: &mut RfeResult, f: FeatureSet| {
-        r.transform(&f).map_err(to_rhai)
-    });
+    api.method(
+        "Rfe",
+        "sel.fit(f: FeatureSet) -> RfeResult",
+        "Runs RFE with cross-validation.",
+        "let r1 = rfe(extra_trees(#{ n_trees: 10 }), #{ step: 0.5 }).fit(train);",
+        |r: &mut Rfe, f: FeatureSet| r.fit(&f).map_err(to_rhai),
+    );
+    api.getter(
+        "RfeResult",
+        "sel.k_min -> int",
+        "The number of features kept: the smallest within tolerance of the best.",
+        "sel.k_min",
+        |r: &mut RfeResult| r.k_min as i64,
+    );
+    api.method(
+        "RfeResult",
+        "sel.curve() -> Table",
+        "Number of features against CV score (mean, std).",
+        "sel.curve()",
+        |r: &mut RfeResult| r.curve_frame().map(Table).map_err(to_rhai),
+    );
+    api.method(
+        "RfeResult",
+        "sel.transform(f: FeatureSet) -> FeatureSet",
+        "Keeps the k_min selected columns.",
+        "sel.transform(f).dims()",
+        |r: &mut RfeResult, f: FeatureSet| r.transform(&f).map_err(to_rhai),
+    );
 }

@@ -15,12 +15,42 @@ pub struct Limit {
 
 /// Every limit, in the order help lists them.
 pub const LIMITS: &[Limit] = &[
-    Limit { name: "string", env: "PATHOLAB_MAX_STRING", default: 64 << 20, doc: "characters in one string" },
-    Limit { name: "array", env: "PATHOLAB_MAX_ARRAY", default: 16 << 20, doc: "items in one array" },
-    Limit { name: "map", env: "PATHOLAB_MAX_MAP", default: 1 << 20, doc: "entries in one map" },
-    Limit { name: "depth", env: "PATHOLAB_MAX_DEPTH", default: 128, doc: "nesting of expressions and statements" },
-    Limit { name: "calls", env: "PATHOLAB_MAX_CALLS", default: 96, doc: "depth of nested function calls" },
-    Limit { name: "memory", env: "PATHOLAB_MAX_MEMORY", default: usize::MAX, doc: "MiB the process may hold while a script runs (default: 3/4 of this machine's memory)" },
+    Limit {
+        name: "string",
+        env: "PATHOLAB_MAX_STRING",
+        default: 64 << 20,
+        doc: "characters in one string",
+    },
+    Limit {
+        name: "array",
+        env: "PATHOLAB_MAX_ARRAY",
+        default: 16 << 20,
+        doc: "items in one array",
+    },
+    Limit {
+        name: "map",
+        env: "PATHOLAB_MAX_MAP",
+        default: 1 << 20,
+        doc: "entries in one map",
+    },
+    Limit {
+        name: "depth",
+        env: "PATHOLAB_MAX_DEPTH",
+        default: 128,
+        doc: "nesting of expressions and statements",
+    },
+    Limit {
+        name: "calls",
+        env: "PATHOLAB_MAX_CALLS",
+        default: 96,
+        doc: "depth of nested function calls",
+    },
+    Limit {
+        name: "memory",
+        env: "PATHOLAB_MAX_MEMORY",
+        default: usize::MAX,
+        doc: "MiB the process may hold while a script runs (default: 3/4 of this machine's memory)",
+    },
 ];
 
 /// How often (in script operations) the memory limit is checked: reading the resident size costs
@@ -29,8 +59,13 @@ const MEMORY_CHECK_EVERY: u64 = 1 << 18;
 
 /// The value of a limit: the environment variable when it holds a number, else the default.
 pub fn value(name: &str) -> usize {
-    let l = LIMITS.iter().find(|l| l.name == name).expect("a known limit");
-    let set = std::env::var(l.env).ok().and_then(|v| v.trim().parse().ok());
+    let l = LIMITS
+        .iter()
+        .find(|l| l.name == name)
+        .expect("a known limit");
+    let set = std::env::var(l.env)
+        .ok()
+        .and_then(|v| v.trim().parse().ok());
     match (set, name) {
         (Some(v), _) => v,
         (None, "memory") => total_memory_mib() / 4 * 3,
@@ -55,7 +90,11 @@ fn total_memory_mib() -> usize {
 fn resident_mib() -> usize {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<usize>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<usize>().ok())
+        })
         .map_or(0, |pages| pages * 4096 / (1 << 20))
 }
 
@@ -82,10 +121,16 @@ pub fn set(assignment: &str) -> Result<(), String> {
     let (name, v) = assignment
         .split_once('=')
         .ok_or_else(|| format!("--limit {assignment:?}: expected name=value"))?;
-    let l = LIMITS.iter().find(|l| l.name == name.trim()).ok_or_else(|| {
-        let names: Vec<&str> = LIMITS.iter().map(|l| l.name).collect();
-        format!("--limit: unknown limit {name:?} (valid: {})", names.join(", "))
-    })?;
+    let l = LIMITS
+        .iter()
+        .find(|l| l.name == name.trim())
+        .ok_or_else(|| {
+            let names: Vec<&str> = LIMITS.iter().map(|l| l.name).collect();
+            format!(
+                "--limit: unknown limit {name:?} (valid: {})",
+                names.join(", ")
+            )
+        })?;
     let n: usize = v
         .trim()
         .parse()
@@ -108,16 +153,27 @@ pub fn apply(engine: &mut Engine) {
 
 /// Help text: each limit, its current value and how to change it.
 pub fn describe() -> String {
-    let mut s = String::from("Limits (a script that reaches one gets an error, the prompt keeps every variable):\n");
+    let mut s = String::from(
+        "Limits (a script that reaches one gets an error, the prompt keeps every variable):\n",
+    );
     for l in LIMITS {
-        s += &format!("  {:<7} {:>10}  {} ({} or --limit {}=N)\n", l.name, value(l.name), l.doc, l.env, l.name);
+        s += &format!(
+            "  {:<7} {:>10}  {} ({} or --limit {}=N)\n",
+            l.name,
+            value(l.name),
+            l.doc,
+            l.env,
+            l.name
+        );
     }
     s.trim_end().to_string()
 }
 
 /// Runs `f`, turning a panic in native code into a script error so the process and the prompt's
 /// variables survive it.
-pub fn guarded<T>(f: impl FnOnce() -> Result<T, Box<EvalAltResult>>) -> Result<T, Box<EvalAltResult>> {
+pub fn guarded<T>(
+    f: impl FnOnce() -> Result<T, Box<EvalAltResult>>,
+) -> Result<T, Box<EvalAltResult>> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(payload) => {

@@ -118,7 +118,10 @@ pub fn format_error(err: &EvalAltResult, source: &str, file: Option<&str>) -> St
     let pos = err.position();
     let msg = match err {
         EvalAltResult::ErrorTerminated(why, _) => {
-            let why = why.clone().into_string().unwrap_or_else(|_| "interrupted (Ctrl-C)".into());
+            let why = why
+                .clone()
+                .into_string()
+                .unwrap_or_else(|_| "interrupted (Ctrl-C)".into());
             format!("{why}; variables are kept")
         }
         _ => err.to_string(),

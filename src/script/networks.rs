@@ -18,14 +18,21 @@ pub type Net = Rc<Network>;
 pub fn open(name: &str, o: &NetworkOptions) -> RResult<Net> {
     let opts = o.resolve().map_err(to_rhai)?;
     let path = std::path::Path::new(name);
-    let saved = path.extension().is_some_and(|e| e == "safetensors") && path.with_extension("json").exists();
-    let net = if saved { Network::load(path, opts.device) } else { Network::new(name, opts) };
+    let saved = path.extension().is_some_and(|e| e == "safetensors")
+        && path.with_extension("json").exists();
+    let net = if saved {
+        Network::load(path, opts.device)
+    } else {
+        Network::new(name, opts)
+    };
     net.map(Rc::new).map_err(to_rhai)
 }
 
 fn finetune(n: &Network, d: &DatasetRef, s: &Split, m: &Map) -> RResult<Net> {
     let o: crate::finetune::Options = options(m)?;
-    crate::finetune::finetune(n, d, s, &o).map(Rc::new).map_err(to_rhai)
+    crate::finetune::finetune(n, d, s, &o)
+        .map(Rc::new)
+        .map_err(to_rhai)
 }
 
 /// Registers networks and fine-tuning.
@@ -47,12 +54,20 @@ pub fn register(api: &mut Api) {
         |n: &str, m: Map| open(n, &options(&m)?),
     )
     .options::<NetworkOptions>();
-    api.method("Network", "net.name() -> String", "The registry name (\"resnet50\", \"uni\").", "net.name()", |n: &mut Net| {
-        n.spec.name.to_string()
-    });
-    api.method("Network", "net.taps() -> Array", "Every tap (block boundary), in forward order.", "net.taps()", |n: &mut Net| {
-        strings(&n.taps())
-    });
+    api.method(
+        "Network",
+        "net.name() -> String",
+        "The registry name (\"resnet50\", \"uni\").",
+        "net.name()",
+        |n: &mut Net| n.spec.name.to_string(),
+    );
+    api.method(
+        "Network",
+        "net.taps() -> Array",
+        "Every tap (block boundary), in forward order.",
+        "net.taps()",
+        |n: &mut Net| strings(&n.taps()),
+    );
     api.method(
         "Network",
         "net.preset(name: String) -> Array",
@@ -60,16 +75,26 @@ pub fn register(api: &mut Api) {
         r#"net.preset("paper")"#,
         |n: &mut Net, p: &str| n.resolve_taps(&[p.to_string()]).map(|v| strings(&v)).map_err(to_rhai),
     );
-    api.method("Network", "net.input_size() -> int", "Side of the square input image.", "net.input_size()", |n: &mut Net| {
-        n.spec.input_size
-    });
+    api.method(
+        "Network",
+        "net.input_size() -> int",
+        "Side of the square input image.",
+        "net.input_size()",
+        |n: &mut Net| n.spec.input_size,
+    );
     api.method(
         "Network",
         "net.summary() -> Table",
         "Each tap with its output shape for one image; prints the parameter count and weights.",
         "net.summary()",
         |n: &mut Net| -> RResult<Table> {
-            println!("{} ({}), {} parameters, weights: {}", n.spec.name, n.spec.family, n.parameter_count(), n.weights_label);
+            println!(
+                "{} ({}), {} parameters, weights: {}",
+                n.spec.name,
+                n.spec.family,
+                n.parameter_count(),
+                n.weights_label
+            );
             n.summary_frame().map(Table).map_err(to_rhai)
         },
     );
@@ -79,7 +104,9 @@ pub fn register(api: &mut Api) {
         "Top-k classes of an image file by the network's own head, as #{ class, name, p } maps.",
         r#"net.classify(data.table().column("path")[0], 3)"#,
         |n: &mut Net, p: &str, k: i64| -> RResult<Array> {
-            let top = crate::features::extract::classify(n, std::path::Path::new(p), k.max(1) as usize).map_err(to_rhai)?;
+            let top =
+                crate::features::extract::classify(n, std::path::Path::new(p), k.max(1) as usize)
+                    .map_err(to_rhai)?;
             Ok(top
                 .into_iter()
                 .map(|(c, name, p)| {

@@ -66,7 +66,12 @@ pub fn register(api: &mut Api) {
         r#"plot_importance(fit(extra_trees(#{ n_trees: 10 }), train), "tap", "importance.png")"#,
         |m: Model, by: &str, p: &str| {
             let (labels, values) = importance_share(&m, by)?;
-            written(crate::plot::bars(&format!("importance by {by}"), &labels, &values, p.as_ref()))
+            written(crate::plot::bars(
+                &format!("importance by {by}"),
+                &labels,
+                &values,
+                p.as_ref(),
+            ))
         },
     );
     api.method(
@@ -74,6 +79,8 @@ pub fn register(api: &mut Api) {
         "data.show(n: int, path: String) -> String",
         "A grid of n images with their labels.",
         r#"data.show(8, "grid.png")"#,
-        |d: &mut DatasetRef, n: i64, p: &str| written(crate::plot::image_grid(d, n.max(1) as usize, p.as_ref())),
+        |d: &mut DatasetRef, n: i64, p: &str| {
+            written(crate::plot::image_grid(d, n.max(1) as usize, p.as_ref()))
+        },
     );
 }

@@ -48,18 +48,32 @@ impl Doc {
 
     /// Adds the fields of options struct `T` to this declaration.
     pub fn options<T: Options>(&mut self) -> &mut Self {
-        self.options = Some(OptionList { owner: T::OWNER, fields: T::fields() });
+        self.options = Some(OptionList {
+            owner: T::OWNER,
+            fields: T::fields(),
+        });
         self
     }
 
     /// Adds options that are not plain values (objects such as a `Cv`) to the list.
-    pub fn extra_option(&mut self, name: &'static str, kind: &str, default: &str, doc: &'static str) -> &mut Self {
+    pub fn extra_option(
+        &mut self,
+        name: &'static str,
+        kind: &str,
+        default: &str,
+        doc: &'static str,
+    ) -> &mut Self {
         let owner = self.name.clone();
         let list = self.options.get_or_insert_with(|| OptionList {
             owner: Box::leak(owner.into_boxed_str()),
             fields: Vec::new(),
         });
-        list.fields.push(Field { name, kind: kind.into(), default: default.into(), doc });
+        list.fields.push(Field {
+            name,
+            kind: kind.into(),
+            default: default.into(),
+            doc,
+        });
         self
     }
 }
@@ -74,7 +88,11 @@ pub struct Api<'a> {
 impl<'a> Api<'a> {
     /// Declarations go to `docs` under `topic`.
     pub fn new(engine: &'a mut Engine, docs: &'a mut Vec<Doc>, topic: &'static str) -> Self {
-        Api { engine, docs, topic }
+        Api {
+            engine,
+            docs,
+            topic,
+        }
     }
 
     /// The engine, for registering types and printing.
@@ -106,7 +124,14 @@ impl<'a> Api<'a> {
     ) -> &mut Doc {
         let name = method_name(signature);
         self.engine.register_fn(name.as_str(), f);
-        self.record(&name, Form::Method, Some(receiver), signature, doc.into(), example)
+        self.record(
+            &name,
+            Form::Method,
+            Some(receiver),
+            signature,
+            doc.into(),
+            example,
+        )
     }
 
     /// A property of values of script type `receiver`: `signature` reads `value.name -> Type`.
@@ -121,7 +146,14 @@ impl<'a> Api<'a> {
         let name = method_name(signature);
         // Rhai reads `value.name` as a call of `get$name` (what `register_get` registers).
         self.engine.register_fn(format!("get${name}"), f);
-        self.record(&name, Form::Getter, Some(receiver), signature, doc.into(), example)
+        self.record(
+            &name,
+            Form::Getter,
+            Some(receiver),
+            signature,
+            doc.into(),
+            example,
+        )
     }
 
     fn record(
@@ -165,6 +197,9 @@ mod tests {
     fn names_come_from_signatures() {
         assert_eq!(method_name("data.split(options: Map) -> Split"), "split");
         assert_eq!(method_name("split.train -> Array"), "train");
-        assert_eq!(method_name("t.group_by(column: String) -> Grouped"), "group_by");
+        assert_eq!(
+            method_name("t.group_by(column: String) -> Grouped"),
+            "group_by"
+        );
     }
 }

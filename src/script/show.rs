@@ -29,16 +29,27 @@ pub fn register(e: &mut Engine) {
     show!(Net, |n: &mut Net| n.describe());
     show!(FeatureSet, |f: &mut FeatureSet| f.describe());
     show!(ClassifierRef, |c: &mut ClassifierRef| {
-        let p: Vec<String> = c.params().iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let p: Vec<String> = c
+            .params()
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
         format!("{}({})", c.name(), p.join(", "))
     });
     show!(Model, |m: &mut Model| m.describe());
     show!(Evaluation, |v: &mut Evaluation| v.to_string());
     show!(Table, |t: &mut Table| t.to_string());
-    show!(Grouped, |g: &mut Grouped| format!("{} groups (use .mean(), .max(), .min(), .sum() or .count())", g.len()));
+    show!(Grouped, |g: &mut Grouped| format!(
+        "{} groups (use .mean(), .max(), .min(), .sum() or .count())",
+        g.len()
+    ));
     show!(ResultsRef, |r: &mut ResultsRef| {
         let r = r.borrow();
-        format!("Results: {} rows\n{}", r.rows.len(), r.frame().map(|f| f.to_string()).unwrap_or_default())
+        format!(
+            "Results: {} rows\n{}",
+            r.rows.len(),
+            r.frame().map(|f| f.to_string()).unwrap_or_default()
+        )
     });
     show!(Rfe, |r: &mut Rfe| format!(
         "rfe({}, step {}, {}, tolerance {})",
@@ -47,14 +58,24 @@ pub fn register(e: &mut Engine) {
         r.cv.describe(),
         r.tolerance
     ));
-    show!(RfeResult, |r: &mut RfeResult| format!("RFE: k_min = {} of {} features", r.k_min, r.columns.len()));
-    show!(PcaSpec, |p: &mut PcaSpec| format!("pca({}) (not fitted)", p.0));
+    show!(RfeResult, |r: &mut RfeResult| format!(
+        "RFE: k_min = {} of {} features",
+        r.k_min,
+        r.columns.len()
+    ));
+    show!(PcaSpec, |p: &mut PcaSpec| format!(
+        "pca({}) (not fitted)",
+        p.0
+    ));
     show!(Pca, |p: &mut Pca| format!(
         "PCA: {} components, {:.1}% of variance",
         p.k,
         100.0 * p.explained_variance_ratio.iter().sum::<f64>()
     ));
-    show!(EtFlFitted, |m: &mut EtFlFitted| format!("ET-FL model: {} leaves", m.model.n_leaves()));
+    show!(EtFlFitted, |m: &mut EtFlFitted| format!(
+        "ET-FL model: {} leaves",
+        m.model.n_leaves()
+    ));
 }
 
 /// The text the prompt prints for a value.
@@ -76,13 +97,22 @@ pub fn vars(engine: &Engine, scope: &Scope) -> String {
         if name.starts_with("__") {
             continue;
         }
-        let first = show(engine, &value).lines().next().unwrap_or("").to_string();
+        let first = show(engine, &value)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
         let first: String = if first.chars().count() > 70 {
             first.chars().take(69).collect::<String>() + "…"
         } else {
             first
         };
-        let ty = engine.map_type_name(value.type_name()).rsplit("::").next().unwrap_or("").to_string();
+        let ty = engine
+            .map_type_name(value.type_name())
+            .rsplit("::")
+            .next()
+            .unwrap_or("")
+            .to_string();
         lines.push(format!("{name:<14} {ty:<12} {first}"));
     }
     if lines.is_empty() {

@@ -31,5 +31,9 @@ pub fn run_script(dir: &Path, script: &str, sets: &[&str]) -> Output {
 
 /// stdout and stderr together, for messages.
 pub fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
