@@ -3,7 +3,7 @@
 
 use super::convert::{grid, options, params_map};
 use super::data::DatasetRef;
-use super::learning::{cv_field, cv_result};
+use super::learning::{cv_field, cv_result, tuned};
 use super::registry::Api;
 use super::{to_rhai, RResult};
 use crate::baseline::et_fl::{self, EtFl, EtFlModel};
@@ -101,10 +101,7 @@ pub fn register(api: &mut Api) {
         "m.cv_scores() -> Table",
         "Cross-validation table of a tuned ET-FL.",
         "tune(et_fl(#{ n_subwindows: 10, n_trees: 5 }), small, #{ max_size: [1.0] }, slide_kfold(3)).cv_scores()",
-        |m: &mut EtFlFitted| match &m.cv {
-            Some(t) => t.frame().map(Table).map_err(to_rhai),
-            None => Err("this model was not tuned (use tune)".into()),
-        },
+        |m: &mut EtFlFitted| tuned(&m.cv)?.frame().map(Table).map_err(to_rhai),
     );
     api.method(
         "EtFlModel",

@@ -116,13 +116,6 @@ pub fn indices(a: &Array, what: &str) -> RResult<Vec<usize>> {
         .collect()
 }
 
-/// A number as f64.
-pub fn as_f64(v: &Dynamic) -> Option<f64> {
-    v.as_float()
-        .ok()
-        .or_else(|| v.as_int().ok().map(|i| i as f64))
-}
-
 /// A script value as a hyper-parameter.
 pub fn param(v: &Dynamic, key: &str) -> RResult<Param> {
     if let Ok(i) = v.as_int() {

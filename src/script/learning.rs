@@ -37,13 +37,20 @@ pub fn cv_result(t: &CvTable) -> Map {
     m
 }
 
+/// The CV table of a tuned model, or the error that says it was not tuned.
+pub fn tuned(cv: &Option<CvTable>) -> RResult<&CvTable> {
+    cv.as_ref()
+        .ok_or_else(|| "this model was not tuned (use tune)".into())
+}
+
 /// The scoring (or, with `note`, the note) of a tuned model's CV table.
 pub fn cv_field(cv: &Option<CvTable>, note: bool) -> RResult<String> {
-    match cv {
-        Some(t) if note => Ok(t.note.clone()),
-        Some(t) => Ok(t.scoring.as_str().to_string()),
-        None => Err("this model was not tuned (use tune)".into()),
-    }
+    let t = tuned(cv)?;
+    Ok(if note {
+        t.note.clone()
+    } else {
+        t.scoring.as_str().to_string()
+    })
 }
 
 /// Checks every point of a grid against the classifier's options before any fitting starts.
@@ -146,10 +153,7 @@ pub fn register(api: &mut Api) {
         "m.cv_scores() -> Table",
         "Cross-validation table of a tuned model: params, mean, std, per fold.",
         "m.cv_scores()",
-        |m: &mut Model| match &m.cv {
-            Some(t) => t.frame().map(Table).map_err(to_rhai),
-            None => Err("this model was not tuned (use tune)".into()),
-        },
+        |m: &mut Model| tuned(&m.cv)?.frame().map(Table).map_err(to_rhai),
     );
     api.method(
         "Model",
@@ -157,10 +161,8 @@ pub fn register(api: &mut Api) {
         "The best CV score of a tuned model (pooled or mean over folds, see m.cv_scoring()).",
         "m.cv_best()",
         |m: &mut Model| -> RResult<f64> {
-            match &m.cv {
-                Some(t) => Ok(t.score(t.best())),
-                None => Err("this model was not tuned (use tune)".into()),
-            }
+            let t = tuned(&m.cv)?;
+            Ok(t.score(t.best()))
         },
     );
     api.method(

@@ -22,7 +22,7 @@ pub enum Form {
 #[derive(Clone, Debug)]
 pub struct OptionList {
     /// The function the options belong to, as messages name it.
-    pub owner: &'static str,
+    pub owner: String,
     pub fields: Vec<Field>,
 }
 
@@ -49,7 +49,7 @@ impl Doc {
     /// Adds the fields of options struct `T` to this declaration.
     pub fn options<T: Options>(&mut self) -> &mut Self {
         self.options = Some(OptionList {
-            owner: T::OWNER,
+            owner: T::OWNER.to_string(),
             fields: T::fields(),
         });
         self
@@ -65,7 +65,7 @@ impl Doc {
     ) -> &mut Self {
         let owner = self.name.clone();
         let list = self.options.get_or_insert_with(|| OptionList {
-            owner: Box::leak(owner.into_boxed_str()),
+            owner,
             fields: Vec::new(),
         });
         list.fields.push(Field {
