@@ -25,18 +25,22 @@ def decode(root):
     return {"images": n, "seconds": time.perf_counter() - t0}
 
 
-def extract(root, net, tap):
-    import torch, torchvision
+def extract(root, net, tap, precision="fp32"):
+    import contextlib, torch, torchvision
     model = getattr(torchvision.models, net)(weights=None).eval()
     module = dict(model.named_modules())[tap]
     got = {}
     module.register_forward_hook(lambda m, i, o: got.__setitem__("x", o))
+    # Low precision as a PyTorch user does it: autocast around the forward, pooling in fp32.
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    cast = (lambda: torch.autocast("cpu", dtype=dtype)) if dtype else contextlib.nullcontext
     t0 = time.perf_counter()
     n = 0
     with torch.no_grad():
         for x, _ in loader(root):
-            model(x)  # the usual notebook: a hook on the layer, a full forward pass
-            got["x"].mean((2, 3))
+            with cast():
+                model(x)  # the usual notebook: a hook on the layer, a full forward pass
+            got["x"].float().mean((2, 3))
             n += x.shape[0]
     return {"images": n, "seconds": time.perf_counter() - t0}
 

@@ -56,7 +56,7 @@ def images(n, dest):
     return dest
 
 
-PARTS = ["prompt", "decode", "extract", "vit", "memory", "learn", "etfl"]
+PARTS = ["prompt", "decode", "extract", "bf16", "vit", "memory", "learn", "etfl"]
 RESULTS = os.path.join(ROOT, "bench", "results.json")
 
 
@@ -153,6 +153,22 @@ def main():
                      "MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=4294967296 gives " + ", ".join(tuned) + ".")
         notes.append("GFLOP/s for patholab uses the network's forward cost up to the tap, approximated from the published full-network cost "
                      "(ResNet-50 8.2 GFLOPs; DenseNet-201 to denseblock2 ≈1.9 of 8.7 GFLOPs).")
+
+    if start("bf16"):
+        # Mixed precision on the CPU (AVX-512 BF16): patholab fp32 vs bf16 autocast, and the peer in bf16
+        # autocast the same way, both under the same malloc settings; how long the network waited for images.
+        same = dict(env, MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="4294967296")
+        for net, tap, peer_tap in [("resnet50", "layer4.2", "layer4"), ("densenet201", "features.denseblock2", "features.denseblock2")]:
+            got = {}
+            for p in ["fp32", "bf16"]:
+                shutil.rmtree(env["PATHOLAB_CACHE"], ignore_errors=True)
+                got[p] = last_json(measure([BIN, "bench", "extract", img500, net, tap, p], same)["out"])
+            peer = last_json(measure([PY, os.path.join(ROOT, "bench/peers.py"), "extract", img500, net, peer_tap, "bf16"], same)["out"])
+            rate = {p: g["images"] / g["seconds"] for p, g in got.items()}
+            b = peer["images"] / peer["seconds"]
+            rows.append((f"{net} features at {tap}, 500 images, CPU bf16 (own fp32: {rate['fp32']:.1f} img/s)", f"{rate['bf16']:.1f} img/s ({rate['bf16'] / rate['fp32']:.2f}x own fp32)", f"{b:.1f} img/s (torchvision + autocast bf16, hook + full forward)", f"{rate['bf16'] / b:.2f}x"))
+            notes.append(f"{net}: the network waited for decoded images {100 * got['fp32']['waited'] / got['fp32']['seconds']:.1f} % of the wall time in fp32, "
+                         f"{100 * got['bf16']['waited'] / got['bf16']['seconds']:.1f} % in bf16 (decoding overlaps compute through a bounded queue).")
 
     if start("vit"):
         # ViT feature extraction (class token after the final norm), random weights, both sides under

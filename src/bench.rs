@@ -63,16 +63,24 @@ pub fn run(args: &[String]) -> Result<String> {
         "extract" => {
             let ds = open(a(1)?)?;
             let net = random_net(a(2)?)?;
+            let precision =
+                match args.get(4) {
+                    Some(p) => Some(serde_json::from_value(json!(p)).map_err(|e| {
+                        Error::Invalid(format!("bench extract: precision {p:?}: {e}"))
+                    })?),
+                    None => None,
+                };
             let o = ExtractOptions {
                 taps: crate::options::Names(vec![a(3)?.to_string()]),
                 batch: 32,
                 quiet: true,
+                precision,
                 ..Default::default()
             };
             let t0 = Instant::now();
             let f = extract(&net, &ds, &o)?;
             let secs = t0.elapsed().as_secs_f64();
-            json!({ "images": f.n, "computed": f.computed, "seconds": secs, "features": f.d, "preprocess": format!("{:?}", preprocess_for(&net)) })
+            json!({ "images": f.n, "computed": f.computed, "seconds": secs, "waited": f.waited, "features": f.d, "preprocess": format!("{:?}", preprocess_for(&net)) })
         }
         // Forward passes alone, on random inputs: `forward NET TAP BATCH REPS`.
         "forward" => {

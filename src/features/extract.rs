@@ -7,6 +7,7 @@ use crate::data::loader::{batches, Prepare};
 use crate::data::transform::Preprocess;
 use crate::data::Dataset;
 use crate::error::{Context, Error, Result};
+use crate::nets::precision::{autocast, Precision};
 use crate::nets::Network;
 use crate::options::Names;
 use rayon::prelude::*;
@@ -133,6 +134,8 @@ crate::options! {
         quiet: bool = false,
         /// Must name the network's device when given (create the network there instead).
         device: Option<String> = None,
+        /// "fp32", "bf16" or "fp16" (autocast, part of the cache key); () uses the network's own.
+        precision: Option<Precision> = None,
     }
 }
 
@@ -181,14 +184,20 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
         ..o.clone()
     };
     let pre = preprocess_for(net);
+    let precision = o.precision.unwrap_or(net.precision);
+    let o = &ExtractOptions {
+        precision: Some(precision),
+        ..o.clone()
+    };
     let setting = format!(
-        "{}|{}|{}|{}|code {}.{}",
+        "{}|{}|{}|{}|code {}.{}{}",
         net.spec.name,
         net.digest,
         pre.key(),
         o.reduce.name(),
         net.spec.version,
-        VERSION
+        VERSION,
+        precision.key()
     );
     let dir = cache::model_dir(net.spec.name, &setting);
     std::fs::create_dir_all(&dir).at(&dir)?;
@@ -222,10 +231,11 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
     let mut seen = std::collections::HashSet::new();
     missing.retain(|r| seen.insert(hashes[*r]));
     let computed = missing.len();
+    let mut waited = 0.0;
     if !missing.is_empty() {
         let done = compute(net, ds, &missing, &hashes, &taps, o, pre, &mut caches);
         crate::memory::release();
-        done?;
+        waited = done?;
     }
 
     // Assemble the matrix in dataset order, taps side by side.
@@ -265,6 +275,7 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
         columns,
     )?;
     fs.computed = computed;
+    fs.waited = waited;
     if !o.quiet {
         eprintln!(
             "features: {} images × {d} ({} computed, {} from cache)",
@@ -291,7 +302,7 @@ fn compute(
     o: &ExtractOptions,
     pre: Preprocess,
     caches: &mut [TapCache],
-) -> Result<()> {
+) -> Result<f64> {
     let paths = missing.iter().map(|r| ds.items[*r].path.clone()).collect();
     let streams = vec![0; missing.len()];
     let rx = batches(
@@ -324,11 +335,18 @@ fn compute(
         ph.clear();
         Ok(())
     };
-    for batch in rx {
+    // Time blocked on the queue: how long the network waited for decoded images.
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        let t0 = std::time::Instant::now();
+        let Ok(batch) = rx.recv() else { break };
+        waited += t0.elapsed();
         crate::cancel::check()?;
         let batch = batch?;
         let x = batch.tensor(device);
-        let outs = tch::no_grad(|| net.forward_taps(&x, taps, false));
+        let precision = o.precision.unwrap_or(net.precision);
+        let outs =
+            tch::no_grad(|| autocast(device, precision, || net.forward_taps(&x, taps, false)));
         for (t, out) in outs.iter().enumerate() {
             let v = o
                 .reduce
@@ -357,5 +375,5 @@ fn compute(
             "extraction stopped early: {still} images not computed"
         )));
     }
-    Ok(())
+    Ok(waited.as_secs_f64())
 }

@@ -64,6 +64,8 @@ pub struct FeatureSet {
     pub columns: Arc<Vec<Column>>,
     /// Images whose features were computed (not read from the cache) when this set was made.
     pub computed: usize,
+    /// Seconds the network waited for decoded images while computing them (≈ 0 when compute-bound).
+    pub waited: f64,
 }
 
 impl FeatureSet {
@@ -95,6 +97,7 @@ impl FeatureSet {
             classes,
             columns: Arc::new(columns),
             computed: 0,
+            waited: 0.0,
         })
     }
 

@@ -10,6 +10,7 @@ pub mod inception_v3;
 pub mod layers;
 pub mod mobilenet_v1;
 pub mod mobilenet_v2;
+pub mod precision;
 pub mod registry;
 pub mod resnet;
 pub mod vgg;
@@ -70,6 +71,8 @@ pub struct NetOptions {
     pub weights: Weights,
     pub device: Device,
     pub strict: bool,
+    /// The precision features are extracted in unless `features` says otherwise.
+    pub precision: precision::Precision,
 }
 
 impl Default for NetOptions {
@@ -78,6 +81,7 @@ impl Default for NetOptions {
             weights: Weights::ImageNet,
             device: Device::Cpu,
             strict: true,
+            precision: precision::Precision::Fp32,
         }
     }
 }
@@ -93,6 +97,8 @@ crate::options! {
         seed: u64 = 0,
         /// Refuse weight files with missing, unexpected or mis-shaped tensors.
         strict: bool = true,
+        /// Precision of feature extraction: "fp32", "bf16" or "fp16" (autocast; part of the cache key).
+        precision: precision::Precision = precision::Precision::Fp32,
     }
 }
 
@@ -107,6 +113,7 @@ impl NetworkOptions {
             },
             device: crate::parse_device(&self.device)?,
             strict: self.strict,
+            precision: self.precision,
         })
     }
 }
@@ -138,6 +145,8 @@ pub struct Network {
     pub digest: String,
     /// The fine-tuning curve, when this network came from `finetune`.
     pub curve: Vec<Epoch>,
+    /// The precision features are extracted in unless `features` says otherwise.
+    pub precision: precision::Precision,
 }
 
 impl std::fmt::Debug for Network {
@@ -346,6 +355,7 @@ impl Network {
             weights_label: label,
             digest,
             curve: Vec::new(),
+            precision: opts.precision,
         })
     }
 
@@ -355,6 +365,7 @@ impl Network {
             weights: Weights::Random(0),
             device,
             strict: true,
+            precision: self.precision,
         };
         let mut n = Network::build_with(
             self.spec,
@@ -633,7 +644,7 @@ impl Network {
         let opts = NetOptions {
             weights: Weights::File(path.to_path_buf()),
             device,
-            strict: true,
+            ..Default::default()
         };
         Self::build(spec, opts, classes.len() as i64, classes)
     }
