@@ -153,6 +153,7 @@ pub fn classify(
 ) -> Result<Vec<(usize, String, f64)>> {
     let prep = Prepare {
         pre: preprocess_for(net),
+        stain: None,
         augment: None,
         seed: 0,
     };
@@ -181,7 +182,7 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
         ..o.clone()
     };
     let pre = preprocess_for(net);
-    let setting = format!(
+    let mut setting = format!(
         "{}|{}|{}|{}|code {}.{}",
         net.spec.name,
         net.digest,
@@ -190,6 +191,11 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
         net.spec.version,
         VERSION
     );
+    // A stain normaliser changes every pixel: its fitted target keys the cache (datasets without
+    // one keep the keys they always had).
+    if let Some(s) = &ds.stain {
+        setting += &format!("|stain {}", s.key());
+    }
     let dir = cache::model_dir(net.spec.name, &setting);
     std::fs::create_dir_all(&dir).at(&dir)?;
     std::fs::write(dir.join("setting.txt"), &setting).at(&dir)?;
@@ -294,17 +300,7 @@ fn compute(
 ) -> Result<()> {
     let paths = missing.iter().map(|r| ds.items[*r].path.clone()).collect();
     let streams = vec![0; missing.len()];
-    let rx = batches(
-        paths,
-        streams,
-        o.batch.max(1),
-        Prepare {
-            pre,
-            augment: None,
-            seed: 0,
-        },
-        2,
-    );
+    let rx = batches(paths, streams, o.batch.max(1), ds.prepare(pre), 2);
     let bar = crate::progress::bar(
         missing.len() as u64,
         &format!("{} features", net.spec.name),

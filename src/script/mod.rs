@@ -8,6 +8,7 @@ pub mod data;
 pub mod evaluation;
 pub mod features;
 pub mod help;
+pub mod images;
 pub mod learning;
 pub mod limits;
 pub mod networks;
@@ -57,6 +58,7 @@ pub fn register(engine: &mut Engine) -> Vec<Doc> {
     let families: &[(&str, fn(&mut Api))] = &[
         ("prompt", help::register),
         ("data", data::register),
+        ("data", images::register),
         ("networks", networks::register),
         ("features", features::register),
         ("learning", learning::register),
