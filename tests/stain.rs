@@ -283,3 +283,27 @@ fn background_only_images_are_errors_naming_the_image() {
         "{text}"
     );
 }
+
+#[test]
+fn finetuning_with_stain_augmentation_is_seeded_and_changes_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = r#"
+        let d = dataset("demo:kather");
+        let s = d.split(#{ seed: 1 });
+        let net = network("efficientnet_lite0");
+        let o = #{ head_epochs: 1, epochs: 0, batch: 8, quiet: true, seed: 3 };
+        let plain = net.finetune(d, s, o).curve().column("train_loss");
+        let a = net.finetune(d, s, o + #{ stain_augment: true }).curve().column("train_loss");
+        let b = net.finetune(d, s, o + #{ stain_augment: true }).curve().column("train_loss");
+        let c = net.finetune(d, s, o + #{ stain_augment: true, stain_sigma: [0.5, 0.5] }).curve().column("train_loss");
+        print(`repeat ${a == b}`);
+        print(`differs ${a != plain}`);
+        print(`sigma ${a != c}`);
+    "#;
+    let out = common::run_script(dir.path(), script, &[]);
+    let text = common::text(&out);
+    assert!(out.status.success(), "{text}");
+    for l in ["repeat true", "differs true", "sigma true"] {
+        assert!(text.contains(l), "{l}\n{text}");
+    }
+}
