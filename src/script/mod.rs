@@ -8,7 +8,6 @@ pub mod data;
 pub mod evaluation;
 pub mod features;
 pub mod help;
-pub mod images;
 pub mod learning;
 pub mod limits;
 pub mod networks;
@@ -16,6 +15,7 @@ pub mod plots;
 pub mod registry;
 pub mod run;
 pub mod show;
+pub mod stain;
 pub mod tables;
 
 use registry::{Api, Doc};
@@ -58,7 +58,7 @@ pub fn register(engine: &mut Engine) -> Vec<Doc> {
     let families: &[(&str, fn(&mut Api))] = &[
         ("prompt", help::register),
         ("data", data::register),
-        ("data", images::register),
+        ("data", stain::register),
         ("networks", networks::register),
         ("features", features::register),
         ("learning", learning::register),

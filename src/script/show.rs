@@ -2,10 +2,9 @@
 //! prints them.
 
 use super::baseline::EtFlFitted;
-use super::data::DatasetRef;
+use super::data::{DatasetRef, Image};
 use super::evaluation::ResultsRef;
 use super::features::PcaSpec;
-use super::images::Image;
 use super::learning::ClassifierRef;
 use super::networks::Net;
 use crate::data::split::{Cv, Split};
