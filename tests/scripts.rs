@@ -2,13 +2,18 @@
 //! Table 2 and the rank plot with every strategy, and ranks and the Friedman test equal scipy's
 //! on the paper's own Table 2.
 
+use patholab::data::split::{Split, SplitOptions};
+use patholab::data::Dataset;
 use patholab::eval::results::{Results, Row};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
+/// Runs a script in `out` with a feature cache of its own (inside `out`, never the user's).
 fn run(script: &str, sets: &[&str], out: &Path) -> String {
     let mut c = Command::new(env!("CARGO_BIN_EXE_patholab"));
     c.current_dir(out)
+        .env("PATHOLAB_CACHE", out.join(".cache"))
         .arg("--quiet")
         .arg("run")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(script));
@@ -49,6 +54,75 @@ fn examples_run() {
             dir.path(),
         );
     }
+    assert!(images_in(dir.path()) >= 3, "the examples wrote no charts");
+}
+
+/// Decodes every PNG and SVG under `dir` (a chart that is written but empty or broken fails here),
+/// and returns how many there were.
+fn images_in(dir: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            match p.extension().and_then(|e| e.to_str()) {
+                Some("png") => {
+                    let img = image::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                    assert!(
+                        img.width() >= 100 && img.height() >= 100,
+                        "{}: {}x{}",
+                        p.display(),
+                        img.width(),
+                        img.height()
+                    );
+                    // A chart has more than one colour.
+                    let rgb = img.to_rgb8();
+                    let first = *rgb.get_pixel(0, 0);
+                    assert!(
+                        rgb.pixels().any(|q| *q != first),
+                        "{}: a blank image",
+                        p.display()
+                    );
+                }
+                Some("svg") => {
+                    let t = std::fs::read_to_string(&p).unwrap();
+                    let open = t
+                        .find("<svg")
+                        .unwrap_or_else(|| panic!("{}: no <svg>", p.display()));
+                    let size = |attr: &str| -> f64 {
+                        let rest = &t[open..];
+                        let v = rest.split(&format!("{attr}=\"")).nth(1).unwrap_or("0");
+                        v.split('"')
+                            .next()
+                            .unwrap()
+                            .trim_end_matches("px")
+                            .parse()
+                            .unwrap_or(0.0)
+                    };
+                    assert!(
+                        size("width") >= 100.0
+                            && size("height") >= 100.0
+                            && t.trim_end().ends_with("</svg>"),
+                        "{}: not a whole SVG chart",
+                        p.display()
+                    );
+                    assert!(
+                        t.matches("<text").count()
+                            + t.matches("<path").count()
+                            + t.matches("<rect").count()
+                            > 3
+                    );
+                }
+                _ => continue,
+            }
+            n += 1;
+        }
+    }
+    n
 }
 
 #[test]
@@ -76,11 +150,19 @@ fn each_paper_script_runs_on_small_settings() {
         );
         let t2 = std::fs::read_to_string(dir.path().join(format!("runs/{s}/table2.md"))).unwrap();
         assert!(t2.contains("demo:kather"), "{t2}");
-        assert!(dir
-            .path()
-            .join(format!("runs/{s}/results.parquet"))
-            .exists());
+        let r = Results::load(&dir.path().join(format!("runs/{s}/results.parquet"))).unwrap();
+        assert!(!r.rows.is_empty(), "{s}: no rows");
+        for row in &r.rows {
+            assert!(
+                row.score.is_finite() && (0.0..=1.0).contains(&row.score),
+                "{s}: {row:?}"
+            );
+        }
     }
+    assert!(
+        images_in(dir.path()) >= 7,
+        "the paper scripts wrote no charts"
+    );
 }
 
 #[test]
@@ -117,7 +199,89 @@ fn the_whole_study_over_both_shared_datasets() {
         );
     }
     let r = Results::load(&dir.path().join("runs/all/results.parquet")).unwrap();
-    assert!(r.rows.len() >= 2 * 7, "{} rows", r.rows.len());
+    // Exactly the rows of the study: per dataset ET-FL once, last layer per network × classifier,
+    // feature selection / merge networks / merge layers / inner layers per classifier, fine-tuning once.
+    let nets = [
+        "efficientnet_lite0",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
+    ];
+    let classifiers = ["linear_svm", "extra_trees", "perceptron"];
+    let mut want = BTreeSet::new();
+    for d in ["demo", "demo:kather"] {
+        let mut add = |s: &str, n: &str, c: &str| {
+            want.insert((d.to_string(), s.to_string(), n.to_string(), c.to_string()))
+        };
+        add("baseline (ET-FL)", "", "et_fl");
+        add("fine-tuning", nets[0], "network");
+        for c in classifiers {
+            for n in nets {
+                add("last layer", n, c);
+            }
+            add("feature selection", nets[0], c);
+            add("merge networks", &nets.join("+"), c);
+            add("merge layers", nets[0], c);
+            add("inner layers (efficientnet_lite0)", nets[0], c);
+        }
+    }
+    let got: Vec<_> = r
+        .rows
+        .iter()
+        .map(|x| {
+            (
+                x.dataset.clone(),
+                x.strategy.clone(),
+                x.network.clone(),
+                x.classifier.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), want.len(), "rows: {got:#?}");
+    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), want);
+    for row in &r.rows {
+        assert!(
+            row.score.is_finite() && (0.0..=1.0).contains(&row.score) && row.metric == "accuracy",
+            "{row:?}"
+        );
+    }
+    // The last-layer SVM on the white-blood-cell demo is clearly better than always saying the
+    // test split's most common class.
+    let demo = Dataset::open("demo", &Default::default()).unwrap();
+    let split = Split::new(&demo, &SplitOptions::default()).unwrap();
+    let counts = demo.subset(&split.test).unwrap().class_counts();
+    let majority = *counts.iter().max().unwrap() as f64 / split.test.len() as f64;
+    let svm = r
+        .rows
+        .iter()
+        .find(|x| x.dataset == "demo" && x.strategy == "last layer" && x.classifier == "linear_svm")
+        .unwrap();
+    assert!(
+        svm.score >= majority + 0.1,
+        "last-layer SVM {} vs majority rate {majority}",
+        svm.score
+    );
+    // The Friedman test over the two datasets is printed with finite statistics.
+    let friedman = log
+        .lines()
+        .find(|l| l.contains("\"chi2\"") && l.contains("\"p_value\""))
+        .unwrap_or_else(|| panic!("no Friedman output:\n{log}"));
+    let value = |k: &str| -> f64 {
+        friedman
+            .split(&format!("\"{k}\": "))
+            .nth(1)
+            .unwrap()
+            .split([',', '}'])
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        value("chi2") > 0.0 && (0.0..=1.0).contains(&value("p_value")),
+        "{friedman}"
+    );
+    assert!(images_in(&dir.path().join("runs/all")) >= 2);
 }
 
 #[test]
