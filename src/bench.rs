@@ -50,6 +50,7 @@ pub fn run(args: &[String]) -> Result<String> {
                 32,
                 Prepare {
                     pre,
+                    stain: None,
                     augment: None,
                     seed: 0,
                 },

@@ -185,6 +185,7 @@ fn synthetic(seed: u64) -> Dataset {
         slide_info: String::new(),
         skipped: vec![],
         warnings: vec![],
+        stain: None,
     }
 }
 
@@ -235,6 +236,7 @@ fn stratified_split_keeps_class_proportions_when_slides_allow() {
         slide_info: String::new(),
         skipped: vec![],
         warnings: vec![],
+        stain: None,
     };
     let s = Split::new(
         &ds,
@@ -280,6 +282,7 @@ fn preprocessing_error(
             interpolation,
             normalisation: norm,
         },
+        stain: None,
         augment: None,
         seed: 0,
     };

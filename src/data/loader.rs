@@ -2,12 +2,14 @@
 //! and handed over through a bounded queue: memory depends on the batch size, not the dataset.
 
 use super::decode;
+use super::stain::StainNormalizer;
 use super::transform::{normalise_into, square_resize, Augment, Preprocess};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crossbeam_channel::{bounded, Receiver};
 use rayon::prelude::*;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// One batch: the positions (in the order given) of its images and their pixels, `[n, 3, s, s]`.
 pub struct Batch {
@@ -27,22 +29,38 @@ impl Batch {
 }
 
 /// How to prepare images.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Prepare {
     pub pre: Preprocess,
+    /// The dataset's stain normaliser, applied to the decoded image first.
+    pub stain: Option<Arc<StainNormalizer>>,
     pub augment: Option<Augment>,
     /// Seed of the augmentation; each image gets its own stream from it and its path position.
     pub seed: u64,
 }
 
+/// One image decoded, then stain-normalised by `stain` when given; errors name the file.
+pub fn load(path: &std::path::Path, stain: Option<&StainNormalizer>) -> Result<decode::Rgb> {
+    let img = decode::decode(path).map_err(|e| Error::file(path, e))?;
+    match stain {
+        Some(s) => s
+            .normalize(&img)
+            .map_err(|e| Error::file(path, format!("stain normalisation ({}): {e}", s.method()))),
+        None => Ok(img),
+    }
+}
+
 /// One image, preprocessed, as CHW floats.
 pub fn prepare_one(path: &std::path::Path, stream: u64, p: &Prepare) -> Result<Vec<f32>> {
-    let img = decode::decode(path).map_err(|e| Error::file(path, e))?;
+    let mut img = load(path, p.stain.as_deref())?;
     let n = p.pre.size as usize;
     let mut out = vec![0f32; 3 * n * n];
     let px = match &p.augment {
         Some(a) => {
             let mut rng = Rng::fork(p.seed, stream);
+            if let Some(sa) = &a.stain {
+                img = sa.augment(&img, &mut rng);
+            }
             square_resize(&img, &p.pre, Some((a, &mut rng)))
         }
         None => square_resize(&img, &p.pre, None),

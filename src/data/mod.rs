@@ -3,6 +3,7 @@
 pub mod decode;
 pub mod loader;
 pub mod split;
+pub mod stain;
 pub mod transform;
 
 use crate::error::{Context, Error, Result};
@@ -10,6 +11,7 @@ use rayon::prelude::*;
 use regex::Regex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One image of a dataset.
 #[derive(Clone, Debug)]
@@ -121,6 +123,8 @@ pub struct Dataset {
     pub skipped: Vec<(PathBuf, String)>,
     /// Warnings the user should see (e.g. one slide per image).
     pub warnings: Vec<String>,
+    /// A stain normaliser applied to every image as it is decoded (part of feature cache keys).
+    pub stain: Option<Arc<stain::StainNormalizer>>,
 }
 
 const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "tif", "tiff", "bmp", "webp"];
@@ -344,6 +348,7 @@ impl Dataset {
             slide_info,
             skipped: Vec::new(),
             warnings,
+            stain: None,
         })
     }
 
@@ -431,7 +436,36 @@ impl Dataset {
         Ok(d)
     }
 
-    /// One line, as the prompt shows it.
+    /// The same images, each stain-normalised by `norm` as it is decoded (features, fine-tuning
+    /// and prediction all see the normalised pixels); a fitted normaliser's target is part of the
+    /// feature cache key.
+    pub fn with_stain(&self, norm: stain::StainNormalizer) -> Dataset {
+        let mut d = self.clone();
+        d.stain = Some(Arc::new(norm));
+        d
+    }
+
+    /// Image `i`, decoded and stain-normalised when the dataset has a normaliser.
+    pub fn image(&self, i: usize) -> Result<decode::Rgb> {
+        let it = self.items.get(i).ok_or_else(|| {
+            Error::Invalid(format!(
+                "image {i} out of range: the dataset has {} images",
+                self.items.len()
+            ))
+        })?;
+        loader::load(&it.path, self.stain.as_deref())
+    }
+
+    /// How images are prepared for a network: `pre`, after this dataset's stain normaliser.
+    pub fn prepare(&self, pre: transform::Preprocess) -> loader::Prepare {
+        loader::Prepare {
+            pre,
+            stain: self.stain.clone(),
+            augment: None,
+            seed: 0,
+        }
+    }
+
     /// One row per image: path, label, slide, split, width, height.
     pub fn frame(&self) -> Result<polars::prelude::DataFrame> {
         use polars::prelude::{Column, DataFrame};
@@ -459,6 +493,7 @@ impl Dataset {
         )?)
     }
 
+    /// One line, as the prompt shows it.
     pub fn describe(&self) -> String {
         let mut s = format!(
             "Dataset {}: {} images, {} classes, {} slides ({})",
@@ -470,6 +505,9 @@ impl Dataset {
         );
         if !self.skipped.is_empty() {
             s += &format!(", {} unreadable file(s) skipped", self.skipped.len());
+        }
+        if let Some(n) = &self.stain {
+            s += &format!(", stain-normalised ({})", n.method());
         }
         s
     }

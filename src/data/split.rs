@@ -931,6 +931,7 @@ mod tests {
             slide_info: String::new(),
             skipped: vec![],
             warnings: vec![],
+            stain: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! interpolation the weights expect, normalised per network; and seeded augmentation.
 
 use super::decode::Rgb;
+use super::stain::StainAugment;
 use crate::nets::registry::{Interpolation, Normalisation};
 use crate::rng::Rng;
 use fast_image_resize::{images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -24,21 +25,24 @@ impl Preprocess {
     }
 }
 
-/// Random changes applied during training: where the max square is taken, flips, 90° turns.
-#[derive(Clone, Copy, Debug)]
+/// Random changes applied during training: where the max square is taken, flips, 90° turns, and
+/// optionally Macenko stain augmentation of the whole image before the crop.
+#[derive(Clone, Debug)]
 pub struct Augment {
     pub random_crop: bool,
     pub flips: bool,
     pub rotations: bool,
+    pub stain: Option<StainAugment>,
 }
 
 impl Augment {
-    /// The paper's augmentation: all three.
+    /// The paper's augmentation: crop, flips and rotations, no stain augmentation.
     pub fn paper() -> Self {
         Augment {
             random_crop: true,
             flips: true,
             rotations: true,
+            stain: None,
         }
     }
 }

@@ -156,6 +156,7 @@ pub fn classify(
 ) -> Result<Vec<(usize, String, f64)>> {
     let prep = Prepare {
         pre: preprocess_for(net),
+        stain: None,
         augment: None,
         seed: 0,
     };
@@ -189,7 +190,7 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
         precision: Some(precision),
         ..o.clone()
     };
-    let setting = format!(
+    let mut setting = format!(
         "{}|{}|{}|{}|code {}.{}{}",
         net.spec.name,
         net.digest,
@@ -199,6 +200,11 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
         VERSION,
         precision.key()
     );
+    // A stain normaliser changes every pixel: its fitted target keys the cache (datasets without
+    // one keep the keys they always had).
+    if let Some(s) = &ds.stain {
+        setting += &format!("|stain {}", s.key());
+    }
     let dir = cache::model_dir(net.spec.name, &setting);
     std::fs::create_dir_all(&dir).at(&dir)?;
     std::fs::write(dir.join("setting.txt"), &setting).at(&dir)?;
@@ -305,17 +311,7 @@ fn compute(
 ) -> Result<f64> {
     let paths = missing.iter().map(|r| ds.items[*r].path.clone()).collect();
     let streams = vec![0; missing.len()];
-    let rx = batches(
-        paths,
-        streams,
-        o.batch.max(1),
-        Prepare {
-            pre,
-            augment: None,
-            seed: 0,
-        },
-        2,
-    );
+    let rx = batches(paths, streams, o.batch.max(1), ds.prepare(pre), 2);
     let bar = crate::progress::bar(
         missing.len() as u64,
         &format!("{} features", net.spec.name),

@@ -4,6 +4,7 @@
 
 use crate::data::loader::{batches, Prepare};
 use crate::data::split::Split;
+use crate::data::stain::StainAugment;
 use crate::data::transform::Augment;
 use crate::data::Dataset;
 use crate::error::{Context, Error, Result};
@@ -32,6 +33,10 @@ crate::options! {
         batch: usize = 32,
         /// Random max-square crops, flips and 90° rotations of the training images.
         augment: bool = true,
+        /// Macenko stain augmentation of the training images, as torchstain's MacenkoAugmentor does it.
+        stain_augment: bool = false,
+        /// [sigma1, sigma2] of stain augmentation: each stain's concentrations scaled by U(1 ± sigma1), shifted by U(±sigma2).
+        stain_sigma: (f64, f64) = (0.2, 0.2),
         /// "cpu", "cuda" or "cuda:N"; () trains where the network lives.
         device: Option<String> = None,
         /// Seed of shuffling, augmentation and the new head.
@@ -205,11 +210,7 @@ pub fn train_step(
 
 /// Class scores (softmax probabilities) of every image of `ds`, in order.
 pub fn predict_scores(net: &Network, ds: &Dataset, batch: usize) -> Result<Vec<f64>> {
-    let prep = Prepare {
-        pre: crate::features::extract::preprocess_for(net),
-        augment: None,
-        seed: 0,
-    };
+    let prep = ds.prepare(crate::features::extract::preprocess_for(net));
     let paths = ds.items.iter().map(|i| i.path.clone()).collect();
     let mut out = Vec::new();
     for b in batches(paths, vec![0; ds.len()], batch, prep, 2) {
@@ -356,9 +357,18 @@ pub fn finetune(net: &Network, ds: &Dataset, split: &Split, o: &Options) -> Resu
             .map(|i| (epoch as u64) << 32 | *i as u64)
             .collect();
         let prep = Prepare {
-            pre: prep_base,
-            augment: o.augment.then(Augment::paper),
+            augment: (o.augment || o.stain_augment).then(|| Augment {
+                random_crop: o.augment,
+                flips: o.augment,
+                rotations: o.augment,
+                stain: o.stain_augment.then(|| StainAugment {
+                    sigma1: o.stain_sigma.0,
+                    sigma2: o.stain_sigma.1,
+                    ..Default::default()
+                }),
+            }),
             seed: o.seed,
+            ..ds.prepare(prep_base)
         };
         let bar = crate::progress::bar(
             order.len() as u64,

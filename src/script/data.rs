@@ -1,13 +1,58 @@
-//! Script bindings of the `data` room: datasets, splits and slide-wise cross-validation.
+//! Script bindings of the `data` room: datasets, images, splits and slide-wise cross-validation.
 
 use super::convert::{indices, ints, options, strings};
 use super::registry::Api;
 use super::{to_rhai, RResult};
+use crate::data::decode::{self, Rgb};
 use crate::data::split::{Cv, CvOptions, Split, SplitOptions};
 use crate::data::{Dataset, DatasetOptions};
+use crate::error::Error;
 use crate::eval::table::Table;
 use rhai::{Array, Map};
 use std::sync::Arc;
+
+/// A decoded 8-bit RGB image and where it came from (for messages).
+#[derive(Clone, Debug)]
+pub struct Image {
+    pub name: String,
+    pub rgb: Arc<Rgb>,
+}
+
+impl Image {
+    /// One line, as the prompt shows it.
+    pub fn describe(&self) -> String {
+        format!(
+            "Image {}×{} ({})",
+            self.rgb.width, self.rgb.height, self.name
+        )
+    }
+}
+
+fn read(path: &str) -> RResult<Image> {
+    let rgb = decode::decode(path.as_ref()).map_err(|e| to_rhai(Error::file(path, e)))?;
+    Ok(Image {
+        name: path.into(),
+        rgb: Arc::new(rgb),
+    })
+}
+
+fn save(img: &Image, path: &str) -> RResult<String> {
+    let Rgb {
+        width,
+        height,
+        pixels,
+    } = img.rgb.as_ref().clone();
+    let buf = image::RgbImage::from_raw(width, height, pixels).ok_or("image buffer size")?;
+    if let Some(dir) = std::path::Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|e| to_rhai(Error::file(dir, e)))?;
+    }
+    buf.save(path)
+        .map_err(|e| to_rhai(Error::file(path, format!("cannot write image: {e}"))))?;
+    Ok(path.into())
+}
 
 /// A script handle to a dataset.
 pub type DatasetRef = Arc<Dataset>;
@@ -34,7 +79,8 @@ pub fn register(api: &mut Api) {
     api.engine()
         .register_type_with_name::<DatasetRef>("Dataset")
         .register_type_with_name::<Split>("Split")
-        .register_type_with_name::<Cv>("Cv");
+        .register_type_with_name::<Cv>("Cv")
+        .register_type_with_name::<Image>("Image");
 
     api.func(
         "dataset(path: String) -> Dataset",
@@ -104,6 +150,48 @@ so a study script takes a folder with its slide rule as one value.",
                 .map_err(to_rhai)
         },
     );
+    api.func(
+        "image(path: String) -> Image",
+        "Reads one image file (JPEG, PNG, TIFF, BMP, WebP) as 8-bit RGB.",
+        r#"let img = image(data.table().column("path")[0]);"#,
+        read,
+    );
+    api.method(
+        "Dataset",
+        "data.image(i: int) -> Image",
+        "Image i of the dataset, decoded (and stain-normalised when the dataset has a normaliser).",
+        "let img = data.image(0);",
+        |d: &mut DatasetRef, i: i64| -> RResult<Image> {
+            let i = usize::try_from(i).map_err(|_| format!("image {i}: need an index ≥ 0"))?;
+            let rgb = d.image(i).map_err(to_rhai)?;
+            Ok(Image {
+                name: d.items[i].path.display().to_string(),
+                rgb: Arc::new(rgb),
+            })
+        },
+    );
+    api.getter(
+        "Image",
+        "img.width -> int",
+        "Width in pixels.",
+        "data.image(0).width",
+        |i: &mut Image| i.rgb.width as i64,
+    );
+    api.getter(
+        "Image",
+        "img.height -> int",
+        "Height in pixels.",
+        "data.image(0).height",
+        |i: &mut Image| i.rgb.height as i64,
+    );
+    api.method(
+        "Image",
+        "img.save(path: String) -> String",
+        "Writes the image (format by extension: .png, .jpg, .tif, .bmp) and returns the path.",
+        r#"data.image(0).save("first.png")"#,
+        |i: &mut Image, p: &str| save(i, p),
+    );
+
     api.method(
         "Dataset",
         "data.split(options: Map) -> Split",

@@ -15,6 +15,7 @@ pub mod plots;
 pub mod registry;
 pub mod run;
 pub mod show;
+pub mod stain;
 pub mod tables;
 
 use registry::{Api, Doc};
@@ -57,6 +58,7 @@ pub fn register(engine: &mut Engine) -> Vec<Doc> {
     let families: &[(&str, fn(&mut Api))] = &[
         ("prompt", help::register),
         ("data", data::register),
+        ("data", stain::register),
         ("networks", networks::register),
         ("features", features::register),
         ("learning", learning::register),

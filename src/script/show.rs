@@ -2,12 +2,13 @@
 //! prints them.
 
 use super::baseline::EtFlFitted;
-use super::data::DatasetRef;
+use super::data::{DatasetRef, Image};
 use super::evaluation::ResultsRef;
 use super::features::PcaSpec;
 use super::learning::ClassifierRef;
 use super::networks::Net;
 use crate::data::split::{Cv, Split};
+use crate::data::stain::StainNormalizer;
 use crate::eval::table::{Grouped, Table};
 use crate::eval::Evaluation;
 use crate::features::pca::Pca;
@@ -25,6 +26,8 @@ pub fn register(e: &mut Engine) {
     }
     show!(DatasetRef, |d: &mut DatasetRef| d.describe());
     show!(Split, |s: &mut Split| s.audit());
+    show!(Image, |i: &mut Image| i.describe());
+    show!(StainNormalizer, |n: &mut StainNormalizer| n.describe());
     show!(Cv, |c: &mut Cv| c.describe());
     show!(Net, |n: &mut Net| n.describe());
     show!(FeatureSet, |f: &mut FeatureSet| f.describe());
