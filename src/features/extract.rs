@@ -1,15 +1,21 @@
 //! Extraction: dataset × network × taps × reducer → feature set, one forward pass for all taps,
 //! decoding overlapped with compute, and only the images the cache lacks are computed.
+//! Processes sharing a cache split the missing images by claiming chunks ([`super::claims`]): a
+//! chunk is a run of `chunk` images in the order of their content hashes, so every process forms
+//! the same chunks from the same images.
 
 use super::cache::{self, Hash, TapCache};
+use super::claims::{Claim, Claims};
 use super::{Column, FeatureSet};
-use crate::data::loader::{batches, Prepare};
+use crate::data::loader::{batches, Batch, Prepare};
 use crate::data::transform::Preprocess;
-use crate::data::Dataset;
+use crate::data::{Dataset, Item};
 use crate::error::{Context, Error, Result};
 use crate::nets::Network;
 use crate::options::Names;
+use crossbeam_channel::Receiver;
 use rayon::prelude::*;
+use std::collections::{BTreeMap, HashSet};
 use tch::{Device, Tensor};
 
 /// Version of the preprocessing and reduction code, in every feature cache key with the network
@@ -199,12 +205,14 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
         .collect::<Result<_>>()?;
 
     let hashes = image_hashes(ds)?;
+    // Slide-tile datasets shard by slide; the flag comes with the tile datasets.
+    let by_slide = false;
     let rows: Vec<usize> = match o.shard {
         Some((i, n)) if n == 0 || i >= n => {
             return Err(Error::Invalid(format!("shard [{i}, {n}]: need 0 ≤ i < n")))
         }
         Some((i, n)) => (0..ds.len())
-            .filter(|r| shard_of(&hashes[*r], n) == i)
+            .filter(|r| shard_of(&shard_key(&ds.items[*r], &hashes[*r], by_slide), n) == i)
             .collect(),
         None => (0..ds.len()).collect(),
     };
@@ -219,13 +227,13 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
         .filter(|r| caches.iter().any(|c| c.get(&hashes[*r]).is_none()))
         .collect();
     // The same content twice in a dataset is computed once, wherever the copies are.
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     missing.retain(|r| seen.insert(hashes[*r]));
-    let computed = missing.len();
+    let mut counts = Counts::default();
     if !missing.is_empty() {
-        let done = compute(net, ds, &missing, &hashes, &taps, o, pre, &mut caches);
+        let done = compute_shared(net, ds, &missing, &hashes, &taps, o, pre, &dir, &mut caches);
         crate::memory::release();
-        done?;
+        counts = done?;
     }
 
     // Assemble the matrix in dataset order, taps side by side.
@@ -264,25 +272,57 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
         ds.classes.clone(),
         columns,
     )?;
-    fs.computed = computed;
+    fs.computed = counts.computed;
+    fs.waited = counts.waited;
     if !o.quiet {
         eprintln!(
-            "features: {} images × {d} ({} computed, {} from cache)",
+            "features: {} images × {d} ({} computed, {} from cache, {} computed by other processes)",
             rows.len(),
-            computed,
-            rows.len() - computed
+            counts.computed,
+            rows.len() - counts.computed - counts.waited,
+            counts.waited
         );
     }
     Ok(fs)
 }
 
-/// The shard an image belongs to, from its content hash (the same on every machine).
-pub fn shard_of(h: &Hash, n: usize) -> usize {
-    (u64::from_le_bytes(h[..8].try_into().unwrap()) % n as u64) as usize
+/// The shard an image belongs to, from its shard key (the same on every machine).
+pub fn shard_of(key: &Hash, n: usize) -> usize {
+    (u64::from_le_bytes(key[..8].try_into().unwrap()) % n as u64) as usize
 }
 
+/// What decides an image's shard: its slide id when the dataset's items are tiles of slides (so
+/// that a slide's tiles never split over tasks and a task reads each slide once), its content
+/// hash otherwise.
+pub fn shard_key(item: &Item, content: &Hash, slide_tiles: bool) -> Hash {
+    if slide_tiles {
+        cache::hash_bytes(item.slide.as_bytes())
+    } else {
+        *content
+    }
+}
+
+/// Where the features of the images missing at the start came from.
+#[derive(Default, Debug)]
+struct Counts {
+    /// Computed by this process.
+    computed: usize,
+    /// Computed by other processes sharing the cache while this one waited or worked.
+    waited: usize,
+}
+
+/// How often a process whose remaining images are all claimed by others looks again.
+const POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A claimed chunk, its images (dataset rows) and the loader already preparing them.
+type Claimed = (Claim, Vec<usize>, Receiver<Result<Batch>>);
+
+/// Computes the `missing` rows together with any other process working on the same cache:
+/// claim a free chunk (one more is claimed and its images prepared while the first is
+/// computed), compute and write it, release it; when every remaining image is claimed by a live
+/// process, wait for its chunks to appear (or for its claim to go stale and take it over).
 #[allow(clippy::too_many_arguments)]
-fn compute(
+fn compute_shared(
     net: &Network,
     ds: &Dataset,
     missing: &[usize],
@@ -290,40 +330,95 @@ fn compute(
     taps: &[String],
     o: &ExtractOptions,
     pre: Preprocess,
+    dir: &std::path::Path,
     caches: &mut [TapCache],
-) -> Result<()> {
-    let paths = missing.iter().map(|r| ds.items[*r].path.clone()).collect();
-    let streams = vec![0; missing.len()];
-    let rx = batches(
-        paths,
-        streams,
-        o.batch.max(1),
-        Prepare {
-            pre,
-            augment: None,
-            seed: 0,
-        },
-        2,
-    );
+) -> Result<Counts> {
+    let claims = Claims::open(dir)?;
+    // Not yet claimed by this process, in hash order: the order chunks are formed in.
+    let mut todo: BTreeMap<Hash, usize> = missing.iter().map(|r| (hashes[*r], *r)).collect();
+    let mut counts = Counts::default();
     let bar = crate::progress::bar(
         missing.len() as u64,
         &format!("{} features", net.spec.name),
         o.quiet,
     );
-    let device = net.device();
-    let mut pending_hashes: Vec<Hash> = Vec::new();
-    let mut pending: Vec<Vec<Vec<f32>>> = vec![Vec::new(); taps.len()];
-    let flush = |ph: &mut Vec<Hash>,
-                 pend: &mut Vec<Vec<Vec<f32>>>,
-                 caches: &mut [TapCache]|
-     -> Result<()> {
-        for (c, rows) in caches.iter_mut().zip(pend.iter_mut()) {
-            c.write_chunk(ph, rows)?;
-            rows.clear();
+    let claim_next = |todo: &mut BTreeMap<Hash, usize>| -> Result<Option<Claimed>> {
+        let (live, _) = claims.live()?;
+        let taken: HashSet<Hash> = live.iter().flat_map(|s| s.info.images.clone()).collect();
+        let free: Vec<Hash> = todo.keys().filter(|h| !taken.contains(*h)).copied().collect();
+        for chunk in free.chunks(o.chunk.max(1)) {
+            if let Some(claim) = claims.try_claim(chunk)? {
+                let rows: Vec<usize> = chunk.iter().map(|h| todo.remove(h).unwrap()).collect();
+                let paths = rows.iter().map(|r| ds.items[*r].path.clone()).collect();
+                let prep = Prepare {
+                    pre,
+                    augment: None,
+                    seed: 0,
+                };
+                let rx = batches(paths, vec![0; rows.len()], o.batch.max(1), prep, 2);
+                return Ok(Some((claim, rows, rx)));
+            }
         }
-        ph.clear();
-        Ok(())
+        Ok(None)
     };
+    let mut ahead: Option<Claimed> = None;
+    loop {
+        crate::cancel::check()?;
+        // Images that other processes wrote meanwhile are done.
+        let still: Vec<Hash> = todo.keys().copied().collect();
+        for c in caches.iter_mut() {
+            if c.refresh()? > 0 {
+                c.load(&still)?;
+            }
+        }
+        let before = todo.len();
+        todo.retain(|h, _| caches.iter().any(|c| c.get(h).is_none()));
+        counts.waited += before - todo.len();
+        bar.inc((before - todo.len()) as u64);
+        let current = match ahead.take() {
+            Some(c) => Some(c),
+            None if todo.is_empty() => break,
+            None => claim_next(&mut todo)?,
+        };
+        let Some((claim, rows, rx)) = current else {
+            std::thread::sleep(POLL);
+            continue;
+        };
+        if !todo.is_empty() {
+            ahead = claim_next(&mut todo)?;
+        }
+        compute_chunk(net, &rows, hashes, taps, o, rx, caches, &bar)?;
+        drop(claim);
+        counts.computed += rows.len();
+    }
+    bar.finish_and_clear();
+    let still = missing
+        .iter()
+        .filter(|r| caches.iter().any(|c| c.get(&hashes[**r]).is_none()))
+        .count();
+    if still > 0 {
+        return Err(Error::Invalid(format!(
+            "extraction stopped early: {still} images not computed"
+        )));
+    }
+    Ok(counts)
+}
+
+/// Runs the network over one claimed chunk and writes it to every tap's cache.
+#[allow(clippy::too_many_arguments)]
+fn compute_chunk(
+    net: &Network,
+    rows: &[usize],
+    hashes: &[Hash],
+    taps: &[String],
+    o: &ExtractOptions,
+    rx: Receiver<Result<Batch>>,
+    caches: &mut [TapCache],
+    bar: &indicatif::ProgressBar,
+) -> Result<()> {
+    let device = net.device();
+    let mut done: Vec<Hash> = Vec::with_capacity(rows.len());
+    let mut feats: Vec<Vec<Vec<f32>>> = vec![Vec::with_capacity(rows.len()); taps.len()];
     for batch in rx {
         crate::cancel::check()?;
         let batch = batch?;
@@ -338,24 +433,20 @@ fn compute(
                 .contiguous();
             let dim = v.size()[1] as usize;
             let flat: Vec<f32> = Vec::<f32>::try_from(v.flatten(0, -1))?;
-            pending[t].extend(flat.chunks(dim).map(|c| c.to_vec()));
+            feats[t].extend(flat.chunks(dim).map(|c| c.to_vec()));
         }
-        pending_hashes.extend(batch.positions.iter().map(|p| hashes[missing[*p]]));
+        done.extend(batch.positions.iter().map(|p| hashes[rows[*p]]));
         bar.inc(batch.positions.len() as u64);
-        if pending_hashes.len() >= o.chunk.max(1) {
-            flush(&mut pending_hashes, &mut pending, caches)?;
-        }
     }
-    flush(&mut pending_hashes, &mut pending, caches)?;
-    bar.finish_and_clear();
-    let still: usize = missing
-        .iter()
-        .filter(|r| caches.iter().any(|c| c.get(&hashes[**r]).is_none()))
-        .count();
-    if still > 0 {
+    if done.len() != rows.len() {
         return Err(Error::Invalid(format!(
-            "extraction stopped early: {still} images not computed"
+            "extraction stopped early: {} of a chunk's {} images computed",
+            done.len(),
+            rows.len()
         )));
+    }
+    for (c, f) in caches.iter_mut().zip(&feats) {
+        c.write_chunk(&done, f)?;
     }
     Ok(())
 }

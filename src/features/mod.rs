@@ -2,6 +2,7 @@
 //! extraction from a network, the on-disk cache, PCA, and parquet/safetensors files.
 
 pub mod cache;
+pub mod claims;
 pub mod extract;
 pub mod io;
 pub mod pca;
@@ -64,6 +65,8 @@ pub struct FeatureSet {
     pub columns: Arc<Vec<Column>>,
     /// Images whose features were computed (not read from the cache) when this set was made.
     pub computed: usize,
+    /// Images missing when this set was asked for that other processes sharing the cache computed.
+    pub waited: usize,
 }
 
 impl FeatureSet {
@@ -95,6 +98,7 @@ impl FeatureSet {
             classes,
             columns: Arc::new(columns),
             computed: 0,
+            waited: 0,
         })
     }
 
