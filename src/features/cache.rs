@@ -235,7 +235,12 @@ fn read_header(p: &Path) -> Result<(Chunk, Vec<Hash>)> {
 
 /// What the cache holds: settings, chunk files, images, bytes.
 pub fn info() -> Result<String> {
-    let r = root();
+    info_at(&root())
+}
+
+/// What the cache at `r` holds (another job's cache, say).
+pub fn info_at(r: &Path) -> Result<String> {
+    let r = r.to_path_buf();
     if !r.exists() {
         return Ok(format!("feature cache {}: empty", r.display()));
     }

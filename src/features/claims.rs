@@ -138,7 +138,8 @@ impl ClaimInfo {
 
     /// Whether the holder has given up: a dead pid on this host, or no heartbeat for `stale`.
     pub fn is_stale(&self, stale: Duration) -> bool {
-        (self.host == host() && !pid_alive(self.pid)) || now() - self.heartbeat > stale.as_secs_f64()
+        (self.host == host() && !pid_alive(self.pid))
+            || now() - self.heartbeat > stale.as_secs_f64()
     }
 }
 
@@ -219,7 +220,7 @@ impl Claims {
             if s.info.is_stale(self.stale) {
                 if self.take_over(&s)? {
                     eprintln!(
-                        "features: took over a stale claim of {} (pid {}, heartbeat {:.0} s ago)",
+                        "feature cache: took over a stale claim of {} (pid {}, heartbeat {:.0} s ago)",
                         s.info.host,
                         s.info.pid,
                         now() - s.info.heartbeat

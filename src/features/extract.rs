@@ -345,7 +345,11 @@ fn compute_shared(
     let claim_next = |todo: &mut BTreeMap<Hash, usize>| -> Result<Option<Claimed>> {
         let (live, _) = claims.live()?;
         let taken: HashSet<Hash> = live.iter().flat_map(|s| s.info.images.clone()).collect();
-        let free: Vec<Hash> = todo.keys().filter(|h| !taken.contains(*h)).copied().collect();
+        let free: Vec<Hash> = todo
+            .keys()
+            .filter(|h| !taken.contains(*h))
+            .copied()
+            .collect();
         for chunk in free.chunks(o.chunk.max(1)) {
             if let Some(claim) = claims.try_claim(chunk)? {
                 let rows: Vec<usize> = chunk.iter().map(|h| todo.remove(h).unwrap()).collect();
@@ -449,4 +453,49 @@ fn compute_chunk(
         c.write_chunk(&done, f)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(slide: &str) -> Item {
+        Item {
+            path: "tile.png".into(),
+            label: 0,
+            slide: slide.into(),
+            split: None,
+            width: 1,
+            height: 1,
+        }
+    }
+
+    #[test]
+    fn tiles_of_one_slide_share_a_shard_and_other_images_go_by_content() {
+        let contents: Vec<Hash> = (0..60u8).map(|i| cache::hash_bytes(&[i])).collect();
+        let shard =
+            |slide: &str, c: &Hash, tiles: bool| shard_of(&shard_key(&item(slide), c, tiles), 3);
+        let mut used = HashSet::new();
+        for s in 0..6 {
+            let slide = format!("slide-{s}");
+            let shards: HashSet<usize> = contents.iter().map(|c| shard(&slide, c, true)).collect();
+            assert_eq!(
+                shards.len(),
+                1,
+                "{slide}'s tiles split over shards {shards:?}"
+            );
+            used.extend(shards);
+        }
+        assert!(used.len() > 1, "slides spread over the shards");
+        // Not tiles: the content decides, whatever the slide.
+        let shards: HashSet<usize> = contents
+            .iter()
+            .map(|c| shard("slide-0", c, false))
+            .collect();
+        assert_eq!(shards.len(), 3);
+        assert_eq!(
+            shard("a", &contents[7], false),
+            shard("b", &contents[7], false)
+        );
+    }
 }
