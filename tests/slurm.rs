@@ -215,8 +215,8 @@ fn slurm_available() -> bool {
     ok
 }
 
-const SCRIPT: &str = r#"// Last-layer features of the demo data, saved where `out` says.
-let f = network("efficientnet_lite0").features(dataset("demo"), #{ taps: ["last"], batch: 8, chunk: 8 });
+const SCRIPT: &str = r#"// Features of the demo data at an inner tap, saved where `out` says.
+let f = network("efficientnet_lite0").features(dataset("demo"), #{ taps: ["_blocks.5"], batch: 8, chunk: 8 });
 f.save(out);
 print(`saved ${f.dims()}`);
 "#;
@@ -330,7 +330,7 @@ fn an_array_job_on_a_real_cluster_computes_each_image_once_and_survives_a_cancel
     );
     let (array, fin) = job_ids(&out);
     cluster.jobs.extend([array.clone(), fin.clone()]);
-    let states = cluster.wait(&array, Duration::from_secs(150));
+    let states = cluster.wait(&array, Duration::from_secs(300));
     assert!(
         states.iter().all(|s| s == "COMPLETED"),
         "tasks: {states:?}\n{}",
@@ -362,7 +362,7 @@ fn an_array_job_on_a_real_cluster_computes_each_image_once_and_survives_a_cancel
     let status = String::from_utf8_lossy(&status.stdout).to_string();
     assert!(status.contains(&format!("{array}_2 COMPLETED")), "{status}");
     assert!(
-        status.contains(&format!("last ({images} images)")),
+        status.contains(&format!("_blocks.5 ({images} images)")),
         "{status}"
     );
 
@@ -402,7 +402,7 @@ fn an_array_job_on_a_real_cluster_computes_each_image_once_and_survives_a_cancel
         std::thread::sleep(Duration::from_millis(50));
     }
     cluster.slurm("scancel", &[&task1]);
-    let states = cluster.wait(&array, Duration::from_secs(150));
+    let states = cluster.wait(&array, Duration::from_secs(300));
     assert!(states.contains(&"CANCELLED".to_string()), "{states:?}");
     let done_by_cancelled = shard1(&cached_images(&cache));
     // The final job can no longer start (its dependency failed): cancel it, resubmit task 1 and
@@ -435,7 +435,7 @@ fn an_array_job_on_a_real_cluster_computes_each_image_once_and_survives_a_cancel
     let fin2 = fin2.trim().split(';').next().unwrap().to_string();
     cluster.jobs.extend([again.clone(), fin2.clone()]);
     assert_eq!(
-        cluster.wait(&again, Duration::from_secs(150)),
+        cluster.wait(&again, Duration::from_secs(300)),
         vec!["COMPLETED"]
     );
     assert_eq!(
