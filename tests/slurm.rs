@@ -249,7 +249,11 @@ fn cached_images(cache: &Path) -> Vec<[u8; 32]> {
             } else if p.extension().is_some_and(|x| x == "bin") {
                 let b = std::fs::read(&p).unwrap();
                 let n = u32::from_le_bytes(b[6..10].try_into().unwrap()) as usize;
-                out.extend(b[14..14 + 32 * n].chunks(32).map(|h| h.try_into().unwrap()));
+                out.extend(
+                    b[14..14 + 32 * n]
+                        .chunks(32)
+                        .map(|h| <[u8; 32]>::try_from(h).unwrap()),
+                );
             }
         }
     }

@@ -131,9 +131,9 @@ crate::options! {
         reduce: Reduce = Reduce::Default,
         /// Images per forward pass.
         batch: usize = 32,
-        /// [i, n]: compute only the images whose content hash falls in shard i of n.
+        /// [i, n]: compute only the images of shard i of n (by content hash; by slide for slide tiles).
         shard: Option<(usize, usize)> = None,
-        /// Images per cache chunk (what a killed run can lose at most).
+        /// Images per cache chunk: what a killed run can lose at most, and what processes sharing a cache claim.
         chunk: usize = 64,
         /// No progress bar.
         quiet: bool = false,
