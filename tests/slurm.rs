@@ -283,9 +283,12 @@ fn an_array_job_on_a_real_cluster_computes_each_image_once_and_survives_a_cancel
     std::fs::write(w.join("extract.rhai"), SCRIPT).unwrap();
     let set_out = |name: &str| format!("out=\"{}\"", w.join(name).display());
 
-    // The single-process reference.
+    // The single-process reference, with the threads of a task (`--cpus 1`): libtorch's results
+    // depend on its thread count in the last bits.
     let single = Command::new(env!("CARGO_BIN_EXE_patholab"))
         .env("PATHOLAB_CACHE", w.join("cache-single"))
+        .env("OMP_NUM_THREADS", "1")
+        .env("RAYON_NUM_THREADS", "1")
         .current_dir(w)
         .args([
             "run",
