@@ -167,8 +167,8 @@ def main():
             rate = {p: g["images"] / g["seconds"] for p, g in got.items()}
             b = peer["images"] / peer["seconds"]
             rows.append((f"{net} features at {tap}, 500 images, CPU bf16 (own fp32: {rate['fp32']:.1f} img/s)", f"{rate['bf16']:.1f} img/s ({rate['bf16'] / rate['fp32']:.2f}x own fp32)", f"{b:.1f} img/s (torchvision + autocast bf16, hook + full forward)", f"{rate['bf16'] / b:.2f}x"))
-            notes.append(f"{net}: the network waited for decoded images {100 * got['fp32']['waited'] / got['fp32']['seconds']:.1f} % of the wall time in fp32, "
-                         f"{100 * got['bf16']['waited'] / got['bf16']['seconds']:.1f} % in bf16 (decoding overlaps compute through a bounded queue).")
+            notes.append(f"{net}: the network waited for decoded images {100 * got['fp32']['input_wait'] / got['fp32']['seconds']:.1f} % of the wall time in fp32, "
+                         f"{100 * got['bf16']['input_wait'] / got['bf16']['seconds']:.1f} % in bf16 (decoding overlaps compute through a bounded queue).")
 
     if start("vit"):
         # ViT feature extraction (class token after the final norm), random weights, both sides under

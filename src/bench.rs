@@ -81,7 +81,7 @@ pub fn run(args: &[String]) -> Result<String> {
             let t0 = Instant::now();
             let f = extract(&net, &ds, &o)?;
             let secs = t0.elapsed().as_secs_f64();
-            json!({ "images": f.n, "computed": f.computed, "seconds": secs, "waited": f.waited, "features": f.d, "preprocess": format!("{:?}", preprocess_for(&net)) })
+            json!({ "images": f.n, "computed": f.computed, "seconds": secs, "input_wait": f.input_wait, "features": f.d, "preprocess": format!("{:?}", preprocess_for(&net)) })
         }
         // Forward passes alone, on random inputs: `forward NET TAP BATCH REPS`.
         "forward" => {

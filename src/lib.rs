@@ -4,6 +4,7 @@
 pub mod baseline;
 pub mod bench;
 pub mod cancel;
+pub mod cluster;
 pub mod data;
 pub mod error;
 pub mod eval;

@@ -1,7 +1,7 @@
 //! The `patholab` command: parses arguments and hands over to the library.
 
 use clap::{Parser, Subcommand};
-use patholab::{nets, repl, script};
+use patholab::{cluster, nets, repl, script};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -49,6 +49,48 @@ enum Command {
         #[command(subcommand)]
         action: WeightsAction,
     },
+    /// Run a script on a SLURM cluster: sharded extraction as a job array, then the results.
+    Slurm {
+        #[command(subcommand)]
+        action: SlurmAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum SlurmAction {
+    /// Submit SCRIPT as a job array (task i runs it with --shard i/N on a shared PATHOLAB_CACHE)
+    /// and a final job that runs it whole once every task succeeded.
+    Submit {
+        script: PathBuf,
+        /// Array tasks (shards).
+        #[arg(long, default_value_t = 4)]
+        array: usize,
+        #[arg(long)]
+        partition: Option<String>,
+        /// Time limit of each task (SLURM's format, e.g. 02:00:00).
+        #[arg(long)]
+        time: Option<String>,
+        /// GPUs for each task.
+        #[arg(long)]
+        gpus: Option<u32>,
+        /// CPU cores for each task.
+        #[arg(long)]
+        cpus: Option<u32>,
+        /// Memory for each task (e.g. 16G).
+        #[arg(long)]
+        mem: Option<String>,
+        /// Bind a variable in every task: name=value.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
+        /// Where the scripts and logs go (default runs/slurm/<script>-<time>).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Print the scripts; submit nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Each task's state and what the job's feature cache holds.
+    Status { job: String },
 }
 
 #[derive(Subcommand)]
@@ -129,6 +171,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Some(Command::Weights { action }) => weights(action),
+            Some(Command::Slurm { action }) => slurm(action),
             Some(Command::Bench { args }) => patholab::bench::run(&args)
                 .map(|s| println!("{s}"))
                 .map_err(|e| e.to_string()),
@@ -157,6 +200,36 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
         return Err(format!("--shard {s:?}: need 0 ≤ i < n"));
     }
     Ok((i, n))
+}
+
+fn slurm(action: SlurmAction) -> Result<(), String> {
+    let out = match action {
+        SlurmAction::Submit {
+            script,
+            array,
+            partition,
+            time,
+            gpus,
+            cpus,
+            mem,
+            set,
+            dir,
+            dry_run,
+        } => cluster::submit(&cluster::Submit {
+            script,
+            tasks: array,
+            partition,
+            time,
+            gpus,
+            cpus,
+            mem,
+            sets: set,
+            dir,
+            dry_run,
+        }),
+        SlurmAction::Status { job } => cluster::status(&job),
+    };
+    out.map(|s| println!("{s}")).map_err(|e| e.to_string())
 }
 
 fn weights(action: WeightsAction) -> Result<(), String> {

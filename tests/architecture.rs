@@ -2,9 +2,10 @@
 //! rooms below it, so the house keeps standing as it grows. The order, lowest first:
 //!
 //!   base (error, rng, cancel, memory, progress, options, lib) → nets → data → features → learn →
-//!   eval → finetune, baseline → plot → script → repl → main, bench
+//!   eval → finetune, baseline → plot → script, cluster → repl → main, bench
 //!
-//! Rooms on one level above the base (finetune and baseline) may not import each other.
+//! Rooms on one level above the base (finetune and baseline, script and cluster) may not import
+//! each other.
 
 use std::path::Path;
 
@@ -19,7 +20,7 @@ const LEVELS: &[&[&str]] = &[
     &["eval"],
     &["finetune", "baseline"],
     &["plot"],
-    &["script"],
+    &["script", "cluster"],
     &["repl"],
     &["main", "bench"],
 ];

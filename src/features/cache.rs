@@ -6,7 +6,7 @@
 
 use crate::error::{Context, Error, Result};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +58,8 @@ pub struct TapCache {
     index: HashMap<Hash, (usize, usize)>,
     /// Rows read by `load` or written by this run.
     rows: HashMap<Hash, Vec<f32>>,
+    /// Chunk files already seen (indexed, or skipped as damaged).
+    seen: HashSet<PathBuf>,
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -67,32 +69,42 @@ impl TapCache {
     /// reported and skipped.
     pub fn open(dir: &Path) -> Result<TapCache> {
         std::fs::create_dir_all(dir).at(dir)?;
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-            .at(dir)?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "bin"))
-            .collect();
-        paths.sort();
         let mut cache = TapCache {
             dir: dir.to_path_buf(),
             chunks: Vec::new(),
             index: HashMap::new(),
             rows: HashMap::new(),
+            seen: HashSet::new(),
         };
+        cache.refresh()?;
+        Ok(cache)
+    }
+
+    /// Reads the headers of the chunks written since the last look (by other processes sharing
+    /// the cache); returns how many new chunks it found.
+    pub fn refresh(&mut self) -> Result<usize> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .at(&self.dir)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "bin") && !self.seen.contains(p))
+            .collect();
+        paths.sort();
+        let found = paths.len();
         for p in paths {
             match read_header(&p) {
                 Ok((chunk, hashes)) => {
-                    let c = cache.chunks.len();
+                    let c = self.chunks.len();
                     for (i, h) in hashes.into_iter().enumerate() {
-                        cache.index.insert(h, (c, i));
+                        self.index.insert(h, (c, i));
                     }
-                    cache.chunks.push(chunk);
+                    self.chunks.push(chunk);
                 }
                 Err(e) => eprintln!("warning: feature cache: skipping damaged chunk {e}"),
             }
+            self.seen.insert(p);
         }
-        Ok(cache)
+        Ok(found)
     }
 
     /// Reads the features of `wanted` images that are cached and not read yet, chunk by chunk.
@@ -176,6 +188,7 @@ impl TapCache {
             f.sync_all().at(&tmp)?;
         }
         std::fs::rename(&tmp, &fin).at(&fin)?;
+        self.seen.insert(fin);
         for (h, r) in hashes.iter().zip(rows) {
             self.rows.insert(*h, r.clone());
         }
@@ -222,7 +235,12 @@ fn read_header(p: &Path) -> Result<(Chunk, Vec<Hash>)> {
 
 /// What the cache holds: settings, chunk files, images, bytes.
 pub fn info() -> Result<String> {
-    let r = root();
+    info_at(&root())
+}
+
+/// What the cache at `r` holds (another job's cache, say).
+pub fn info_at(r: &Path) -> Result<String> {
+    let r = r.to_path_buf();
     if !r.exists() {
         return Ok(format!("feature cache {}: empty", r.display()));
     }
@@ -240,9 +258,16 @@ pub fn info() -> Result<String> {
             .at(&m)?
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.is_dir())
+            .filter(|p| p.is_dir() && !p.ends_with("claims"))
             .collect();
         tap_dirs.sort();
+        let claims = std::fs::read_dir(m.join("claims"))
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "claim"))
+                    .count()
+            })
+            .unwrap_or(0);
         for t in tap_dirs {
             let mut n_img = 0;
             for c in std::fs::read_dir(&t).at(&t)?.flatten() {
@@ -261,9 +286,13 @@ pub fn info() -> Result<String> {
             ));
         }
         lines.push(format!(
-            "  {}: {}",
+            "  {}: {}{}",
             m.file_name().unwrap().to_string_lossy(),
-            taps.join(", ")
+            taps.join(", "),
+            match claims {
+                0 => String::new(),
+                n => format!("; {n} chunk(s) claimed by running processes"),
+            }
         ));
     }
     lines.push(format!("{files} chunk files, {:.1} MB", bytes as f64 / 1e6));

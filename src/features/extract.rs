@@ -1,16 +1,22 @@
 //! Extraction: dataset × network × taps × reducer → feature set, one forward pass for all taps,
 //! decoding overlapped with compute, and only the images the cache lacks are computed.
+//! Processes sharing a cache split the missing images by claiming chunks ([`super::claims`]): a
+//! chunk is a run of `chunk` images in the order of their content hashes, so every process forms
+//! the same chunks from the same images.
 
 use super::cache::{self, Hash, TapCache};
+use super::claims::{Claim, Claims};
 use super::{Column, FeatureSet};
-use crate::data::loader::{batches, Prepare};
+use crate::data::loader::{batches, Batch, Prepare};
 use crate::data::transform::Preprocess;
-use crate::data::Dataset;
+use crate::data::{Dataset, Item};
 use crate::error::{Context, Error, Result};
 use crate::nets::precision::{autocast, Precision};
 use crate::nets::Network;
 use crate::options::Names;
+use crossbeam_channel::Receiver;
 use rayon::prelude::*;
+use std::collections::{BTreeMap, HashSet};
 use tch::{Device, Tensor};
 
 /// Version of the preprocessing and reduction code, in every feature cache key with the network
@@ -126,9 +132,9 @@ crate::options! {
         reduce: Reduce = Reduce::Default,
         /// Images per forward pass.
         batch: usize = 32,
-        /// [i, n]: compute only the images whose content hash falls in shard i of n.
+        /// [i, n]: compute only the images of shard i of n (by content hash; by slide for slide tiles).
         shard: Option<(usize, usize)> = None,
-        /// Images per cache chunk (what a killed run can lose at most).
+        /// Images per cache chunk: what a killed run can lose at most, and what processes sharing a cache claim.
         chunk: usize = 64,
         /// No progress bar.
         quiet: bool = false,
@@ -214,12 +220,14 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
         .collect::<Result<_>>()?;
 
     let hashes = image_hashes(ds)?;
+    // Slide-tile datasets shard by slide; the flag comes with the tile datasets.
+    let by_slide = false;
     let rows: Vec<usize> = match o.shard {
         Some((i, n)) if n == 0 || i >= n => {
             return Err(Error::Invalid(format!("shard [{i}, {n}]: need 0 ≤ i < n")))
         }
         Some((i, n)) => (0..ds.len())
-            .filter(|r| shard_of(&hashes[*r], n) == i)
+            .filter(|r| shard_of(&shard_key(&ds.items[*r], &hashes[*r], by_slide), n) == i)
             .collect(),
         None => (0..ds.len()).collect(),
     };
@@ -234,14 +242,13 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
         .filter(|r| caches.iter().any(|c| c.get(&hashes[*r]).is_none()))
         .collect();
     // The same content twice in a dataset is computed once, wherever the copies are.
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     missing.retain(|r| seen.insert(hashes[*r]));
-    let computed = missing.len();
-    let mut waited = 0.0;
+    let mut counts = Counts::default();
     if !missing.is_empty() {
-        let done = compute(net, ds, &missing, &hashes, &taps, o, pre, &mut caches);
+        let done = compute_shared(net, ds, &missing, &hashes, &taps, o, pre, &dir, &mut caches);
         crate::memory::release();
-        waited = done?;
+        counts = done?;
     }
 
     // Assemble the matrix in dataset order, taps side by side.
@@ -280,26 +287,60 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
         ds.classes.clone(),
         columns,
     )?;
-    fs.computed = computed;
-    fs.waited = waited;
+    fs.computed = counts.computed;
+    fs.waited = counts.waited;
+    fs.input_wait = counts.input_wait.as_secs_f64();
     if !o.quiet {
         eprintln!(
-            "features: {} images × {d} ({} computed, {} from cache)",
+            "features: {} images × {d} ({} computed, {} from cache, {} computed by other processes)",
             rows.len(),
-            computed,
-            rows.len() - computed
+            counts.computed,
+            rows.len() - counts.computed - counts.waited,
+            counts.waited
         );
     }
     Ok(fs)
 }
 
-/// The shard an image belongs to, from its content hash (the same on every machine).
-pub fn shard_of(h: &Hash, n: usize) -> usize {
-    (u64::from_le_bytes(h[..8].try_into().unwrap()) % n as u64) as usize
+/// The shard an image belongs to, from its shard key (the same on every machine).
+pub fn shard_of(key: &Hash, n: usize) -> usize {
+    (u64::from_le_bytes(key[..8].try_into().unwrap()) % n as u64) as usize
 }
 
+/// What decides an image's shard: its slide id when the dataset's items are tiles of slides (so
+/// that a slide's tiles never split over tasks and a task reads each slide once), its content
+/// hash otherwise.
+pub fn shard_key(item: &Item, content: &Hash, slide_tiles: bool) -> Hash {
+    if slide_tiles {
+        cache::hash_bytes(item.slide.as_bytes())
+    } else {
+        *content
+    }
+}
+
+/// Where the features of the images missing at the start came from.
+#[derive(Default, Debug)]
+struct Counts {
+    /// Computed by this process.
+    computed: usize,
+    /// Computed by other processes sharing the cache while this one waited or worked.
+    waited: usize,
+    /// Time the network spent waiting for decoded images.
+    input_wait: std::time::Duration,
+}
+
+/// How often a process whose remaining images are all claimed by others looks again.
+const POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// A claimed chunk, its images (dataset rows) and the loader already preparing them.
+type Claimed = (Claim, Vec<usize>, Receiver<Result<Batch>>);
+
+/// Computes the `missing` rows together with any other process working on the same cache:
+/// claim a free chunk (one more is claimed and its images prepared while the first is
+/// computed), compute and write it, release it; when every remaining image is claimed by a live
+/// process, wait for its chunks to appear (or for its claim to go stale and take it over).
 #[allow(clippy::too_many_arguments)]
-fn compute(
+fn compute_shared(
     net: &Network,
     ds: &Dataset,
     missing: &[usize],
@@ -307,36 +348,100 @@ fn compute(
     taps: &[String],
     o: &ExtractOptions,
     pre: Preprocess,
+    dir: &std::path::Path,
     caches: &mut [TapCache],
-) -> Result<f64> {
-    let paths = missing.iter().map(|r| ds.items[*r].path.clone()).collect();
-    let streams = vec![0; missing.len()];
-    let rx = batches(paths, streams, o.batch.max(1), ds.prepare(pre), 2);
+) -> Result<Counts> {
+    let claims = Claims::open(dir)?;
+    // Not yet claimed by this process, in hash order: the order chunks are formed in.
+    let mut todo: BTreeMap<Hash, usize> = missing.iter().map(|r| (hashes[*r], *r)).collect();
+    let mut counts = Counts::default();
     let bar = crate::progress::bar(
         missing.len() as u64,
         &format!("{} features", net.spec.name),
         o.quiet,
     );
-    let device = net.device();
-    let mut pending_hashes: Vec<Hash> = Vec::new();
-    let mut pending: Vec<Vec<Vec<f32>>> = vec![Vec::new(); taps.len()];
-    let flush = |ph: &mut Vec<Hash>,
-                 pend: &mut Vec<Vec<Vec<f32>>>,
-                 caches: &mut [TapCache]|
-     -> Result<()> {
-        for (c, rows) in caches.iter_mut().zip(pend.iter_mut()) {
-            c.write_chunk(ph, rows)?;
-            rows.clear();
+    let claim_next = |todo: &mut BTreeMap<Hash, usize>| -> Result<Option<Claimed>> {
+        let (live, _) = claims.live()?;
+        let taken: HashSet<Hash> = live.iter().flat_map(|s| s.info.images.clone()).collect();
+        let free: Vec<Hash> = todo
+            .keys()
+            .filter(|h| !taken.contains(*h))
+            .copied()
+            .collect();
+        for chunk in free.chunks(o.chunk.max(1)) {
+            if let Some(claim) = claims.try_claim(chunk)? {
+                let rows: Vec<usize> = chunk.iter().map(|h| todo.remove(h).unwrap()).collect();
+                let paths = rows.iter().map(|r| ds.items[*r].path.clone()).collect();
+                let rx = batches(paths, vec![0; rows.len()], o.batch.max(1), ds.prepare(pre), 2);
+                return Ok(Some((claim, rows, rx)));
+            }
         }
-        ph.clear();
-        Ok(())
+        Ok(None)
     };
-    // Time blocked on the queue: how long the network waited for decoded images.
-    let mut waited = std::time::Duration::ZERO;
+    let mut ahead: Option<Claimed> = None;
+    loop {
+        crate::cancel::check()?;
+        // Images that other processes wrote meanwhile are done.
+        let still: Vec<Hash> = todo.keys().copied().collect();
+        for c in caches.iter_mut() {
+            if c.refresh()? > 0 {
+                c.load(&still)?;
+            }
+        }
+        let before = todo.len();
+        todo.retain(|h, _| caches.iter().any(|c| c.get(h).is_none()));
+        counts.waited += before - todo.len();
+        bar.inc((before - todo.len()) as u64);
+        let current = match ahead.take() {
+            Some(c) => Some(c),
+            None if todo.is_empty() => break,
+            None => claim_next(&mut todo)?,
+        };
+        let Some((claim, rows, rx)) = current else {
+            std::thread::sleep(POLL);
+            continue;
+        };
+        if !todo.is_empty() {
+            ahead = claim_next(&mut todo)?;
+        }
+        counts.input_wait += compute_chunk(net, &rows, hashes, taps, o, rx, caches, &bar)?;
+        drop(claim);
+        counts.computed += rows.len();
+    }
+    bar.finish_and_clear();
+    let still = missing
+        .iter()
+        .filter(|r| caches.iter().any(|c| c.get(&hashes[**r]).is_none()))
+        .count();
+    if still > 0 {
+        return Err(Error::Invalid(format!(
+            "extraction stopped early: {still} images not computed"
+        )));
+    }
+    Ok(counts)
+}
+
+/// Runs the network over one claimed chunk and writes it to every tap's cache; returns how long
+/// the network waited for the loader (≈ 0 when compute-bound).
+#[allow(clippy::too_many_arguments)]
+fn compute_chunk(
+    net: &Network,
+    rows: &[usize],
+    hashes: &[Hash],
+    taps: &[String],
+    o: &ExtractOptions,
+    rx: Receiver<Result<Batch>>,
+    caches: &mut [TapCache],
+    bar: &indicatif::ProgressBar,
+) -> Result<std::time::Duration> {
+    let device = net.device();
+    let mut done: Vec<Hash> = Vec::with_capacity(rows.len());
+    let mut feats: Vec<Vec<Vec<f32>>> = vec![Vec::with_capacity(rows.len()); taps.len()];
+    let mut input_wait = std::time::Duration::ZERO;
     loop {
         let t0 = std::time::Instant::now();
         let Ok(batch) = rx.recv() else { break };
-        waited += t0.elapsed();
+        input_wait += t0.elapsed();
         crate::cancel::check()?;
         let batch = batch?;
         let x = batch.tensor(device);
@@ -352,24 +457,65 @@ fn compute(
                 .contiguous();
             let dim = v.size()[1] as usize;
             let flat: Vec<f32> = Vec::<f32>::try_from(v.flatten(0, -1))?;
-            pending[t].extend(flat.chunks(dim).map(|c| c.to_vec()));
+            feats[t].extend(flat.chunks(dim).map(|c| c.to_vec()));
         }
-        pending_hashes.extend(batch.positions.iter().map(|p| hashes[missing[*p]]));
+        done.extend(batch.positions.iter().map(|p| hashes[rows[*p]]));
         bar.inc(batch.positions.len() as u64);
-        if pending_hashes.len() >= o.chunk.max(1) {
-            flush(&mut pending_hashes, &mut pending, caches)?;
-        }
     }
-    flush(&mut pending_hashes, &mut pending, caches)?;
-    bar.finish_and_clear();
-    let still: usize = missing
-        .iter()
-        .filter(|r| caches.iter().any(|c| c.get(&hashes[**r]).is_none()))
-        .count();
-    if still > 0 {
+    if done.len() != rows.len() {
         return Err(Error::Invalid(format!(
-            "extraction stopped early: {still} images not computed"
+            "extraction stopped early: {} of a chunk's {} images computed",
+            done.len(),
+            rows.len()
         )));
     }
-    Ok(waited.as_secs_f64())
+    for (c, f) in caches.iter_mut().zip(&feats) {
+        c.write_chunk(&done, f)?;
+    }
+    Ok(input_wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(slide: &str) -> Item {
+        Item {
+            path: "tile.png".into(),
+            label: 0,
+            slide: slide.into(),
+            split: None,
+            width: 1,
+            height: 1,
+        }
+    }
+
+    #[test]
+    fn tiles_of_one_slide_share_a_shard_and_other_images_go_by_content() {
+        let contents: Vec<Hash> = (0..60u8).map(|i| cache::hash_bytes(&[i])).collect();
+        let shard =
+            |slide: &str, c: &Hash, tiles: bool| shard_of(&shard_key(&item(slide), c, tiles), 3);
+        let mut used = HashSet::new();
+        for s in 0..6 {
+            let slide = format!("slide-{s}");
+            let shards: HashSet<usize> = contents.iter().map(|c| shard(&slide, c, true)).collect();
+            assert_eq!(
+                shards.len(),
+                1,
+                "{slide}'s tiles split over shards {shards:?}"
+            );
+            used.extend(shards);
+        }
+        assert!(used.len() > 1, "slides spread over the shards");
+        // Not tiles: the content decides, whatever the slide.
+        let shards: HashSet<usize> = contents
+            .iter()
+            .map(|c| shard("slide-0", c, false))
+            .collect();
+        assert_eq!(shards.len(), 3);
+        assert_eq!(
+            shard("a", &contents[7], false),
+            shard("b", &contents[7], false)
+        );
+    }
 }

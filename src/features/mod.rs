@@ -2,6 +2,7 @@
 //! extraction from a network, the on-disk cache, PCA, and parquet/safetensors files.
 
 pub mod cache;
+pub mod claims;
 pub mod extract;
 pub mod io;
 pub mod pca;
@@ -65,7 +66,9 @@ pub struct FeatureSet {
     /// Images whose features were computed (not read from the cache) when this set was made.
     pub computed: usize,
     /// Seconds the network waited for decoded images while computing them (≈ 0 when compute-bound).
-    pub waited: f64,
+    pub input_wait: f64,
+    /// Images missing when this set was asked for that other processes sharing the cache computed.
+    pub waited: usize,
 }
 
 impl FeatureSet {
@@ -97,7 +100,8 @@ impl FeatureSet {
             classes,
             columns: Arc::new(columns),
             computed: 0,
-            waited: 0.0,
+            input_wait: 0.0,
+            waited: 0,
         })
     }
 
