@@ -45,7 +45,7 @@ pub fn run(args: &[String]) -> Result<String> {
             let t0 = Instant::now();
             let mut n = 0;
             for b in batches(
-                ds.items.iter().map(|i| i.path.clone()).collect(),
+                ds.items.clone(),
                 vec![0; ds.len()],
                 32,
                 Prepare {

@@ -3,7 +3,7 @@
 //! described by the normalised counts of its subwindows in every leaf (a sparse vector), and a
 //! linear SVM on those vectors. No pretrained network; tells whether deep features are worth it.
 
-use crate::data::decode::{decode, Rgb};
+use crate::data::decode::Rgb;
 use crate::data::split::Cv;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
@@ -213,8 +213,7 @@ impl EtFl {
             let rows: Vec<Vec<f32>> = block
                 .par_iter()
                 .map(|i| {
-                    let img = decode(&ds.items[*i].path)
-                        .map_err(|e| Error::file(&ds.items[*i].path, e))?;
+                    let img = ds.items[*i].read()?;
                     let mut out = vec![0f32; n_sub * d];
                     self.subwindows(&img, n_sub, *i as u64, &mut out);
                     Ok(out)
@@ -367,8 +366,7 @@ impl EtFlModel {
         idx.par_iter()
             .map(|i| {
                 crate::cancel::check()?;
-                let img =
-                    decode(&ds.items[*i].path).map_err(|e| Error::file(&ds.items[*i].path, e))?;
+                let img = ds.items[*i].read()?;
                 let mut sw = vec![0f32; self.n_sub * d];
                 self.params.subwindows(&img, self.n_sub, *i as u64, &mut sw);
                 let mut counts: std::collections::BTreeMap<u32, f64> =

@@ -1,13 +1,13 @@
 //! Batches of network inputs, decoded and transformed in parallel (rayon) on a producer thread
 //! and handed over through a bounded queue: memory depends on the batch size, not the dataset.
 
-use super::decode;
+use super::decode::{self, Rgb};
 use super::transform::{normalise_into, square_resize, Augment, Preprocess};
+use super::Item;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crossbeam_channel::{bounded, Receiver};
 use rayon::prelude::*;
-use std::path::PathBuf;
 
 /// One batch: the positions (in the order given) of its images and their pixels, `[n, 3, s, s]`.
 pub struct Batch {
@@ -35,9 +35,14 @@ pub struct Prepare {
     pub seed: u64,
 }
 
-/// One image, preprocessed, as CHW floats.
+/// One image file, preprocessed, as CHW floats.
 pub fn prepare_one(path: &std::path::Path, stream: u64, p: &Prepare) -> Result<Vec<f32>> {
     let img = decode::decode(path).map_err(|e| Error::file(path, e))?;
+    Ok(prepare_rgb(&img, stream, p))
+}
+
+/// Decoded pixels, preprocessed, as CHW floats.
+pub fn prepare_rgb(img: &Rgb, stream: u64, p: &Prepare) -> Vec<f32> {
     let n = p.pre.size as usize;
     let mut out = vec![0f32; 3 * n * n];
     let px = match &p.augment {
@@ -48,13 +53,13 @@ pub fn prepare_one(path: &std::path::Path, stream: u64, p: &Prepare) -> Result<V
         None => square_resize(&img, &p.pre, None),
     };
     normalise_into(&px, n, p.pre.normalisation, &mut out);
-    Ok(out)
+    out
 }
 
-/// Starts preparing `paths` in batches of `batch`; at most `prefetch` batches wait in the queue.
-/// `streams[i]` seeds the augmentation of `paths[i]`.
+/// Starts preparing `items` (files or slide tiles) in batches of `batch`; at most `prefetch`
+/// batches wait in the queue. `streams[i]` seeds the augmentation of `items[i]`.
 pub fn batches(
-    paths: Vec<PathBuf>,
+    paths: Vec<Item>,
     streams: Vec<u64>,
     batch: usize,
     prep: Prepare,
@@ -74,7 +79,7 @@ pub fn batches(
                 .par_chunks_mut(3 * n * n)
                 .zip(chunk.par_iter())
                 .try_for_each(|(out, &i)| {
-                    out.copy_from_slice(&prepare_one(&paths[i], streams[i], &prep)?);
+                    out.copy_from_slice(&prepare_rgb(&paths[i].read()?, streams[i], &prep));
                     Ok(())
                 });
             let msg = res.map(|_| Batch {

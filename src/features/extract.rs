@@ -165,9 +165,13 @@ pub fn image_hashes(ds: &Dataset) -> Result<Vec<Hash>> {
     ds.items
         .par_iter()
         .map(|it| {
-            std::fs::read(&it.path)
-                .at(&it.path)
-                .map(|b| cache::hash_bytes(&b))
+            match &it.tile {
+                // A tile is keyed by its slide's content id and its place, never by reading it.
+                Some(t) => Ok(cache::hash_bytes(t.key().as_bytes())),
+                None => std::fs::read(&it.path)
+                    .at(&it.path)
+                    .map(|b| cache::hash_bytes(&b)),
+            }
         })
         .collect()
 }
@@ -258,7 +262,7 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
     };
     let mut fs = FeatureSet::new(
         x,
-        pick(&|it| it.path.display().to_string()),
+        pick(&|it| it.name()),
         rows.iter().map(|r| ds.items[*r].label).collect(),
         pick(&|it| it.slide.clone()),
         ds.classes.clone(),
@@ -292,7 +296,7 @@ fn compute(
     pre: Preprocess,
     caches: &mut [TapCache],
 ) -> Result<()> {
-    let paths = missing.iter().map(|r| ds.items[*r].path.clone()).collect();
+    let paths = missing.iter().map(|r| ds.items[*r].clone()).collect();
     let streams = vec![0; missing.len()];
     let rx = batches(
         paths,

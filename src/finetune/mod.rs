@@ -210,7 +210,7 @@ pub fn predict_scores(net: &Network, ds: &Dataset, batch: usize) -> Result<Vec<f
         augment: None,
         seed: 0,
     };
-    let paths = ds.items.iter().map(|i| i.path.clone()).collect();
+    let paths = ds.items.clone();
     let mut out = Vec::new();
     for b in batches(paths, vec![0; ds.len()], batch, prep, 2) {
         crate::cancel::check()?;
@@ -350,7 +350,7 @@ pub fn finetune(net: &Network, ds: &Dataset, split: &Split, o: &Options) -> Resu
         tch::manual_seed((o.seed as i64) * 1000 + epoch as i64);
         let mut order = split.train.clone();
         Rng::fork(o.seed, epoch as u64).shuffle(&mut order);
-        let paths = order.iter().map(|i| ds.items[*i].path.clone()).collect();
+        let paths = order.iter().map(|i| ds.items[*i].clone()).collect();
         let streams = order
             .iter()
             .map(|i| (epoch as u64) << 32 | *i as u64)

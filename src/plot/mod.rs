@@ -436,9 +436,9 @@ pub fn image_grid(ds: &crate::data::Dataset, n: usize, path: &Path) -> Result<Pa
     let images: Vec<Vec<u8>> = picks
         .iter()
         .map(|i| {
-            crate::data::decode::decode(&ds.items[*i].path)
+            ds.items[*i]
+                .read()
                 .map(|img| crate::data::transform::square_resize(&img, &pre, None))
-                .map_err(|e| Error::file(&ds.items[*i].path, e))
         })
         .collect::<Result<_>>()?;
     let size = (cols as u32 * (tile + 8) + 8, rows as u32 * (tile + 28) + 8);
