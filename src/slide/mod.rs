@@ -169,11 +169,45 @@ fn unsupported_reason(path: &Path) -> String {
         "a plain JPEG image, not a whole-slide image (open it with dataset() instead)".into()
     } else if head.starts_with(b"\x89PNG") {
         "a plain PNG image, not a whole-slide image (open it with dataset() instead)".into()
+    } else if tiff && tiff_is_striped(path) == Some(true) {
+        "a TIFF that is not tiled (its image is stored in strips): OpenSlide reads tiled TIFFs only; \
+         re-save it tiled (e.g. vips tiffsave --tile --pyramid) or open it with dataset()"
+            .into()
     } else if tiff {
-        "a TIFF that OpenSlide cannot read as a slide (a non-tiled TIFF, or an unknown layout: OpenSlide reads tiled, pyramidal TIFFs)".into()
+        "a TIFF that OpenSlide cannot read as a slide (unknown layout or damaged directories)"
+            .into()
     } else {
         "not a whole-slide image format OpenSlide reads".into()
     }
+}
+
+/// Whether the first image of a classic TIFF lacks the TileWidth tag (None: cannot tell).
+fn tiff_is_striped(path: &Path) -> Option<bool> {
+    let b = std::fs::read(path).ok()?;
+    let le = b.starts_with(b"II");
+    let u16_at = |i: usize| -> Option<u16> {
+        let x: [u8; 2] = b.get(i..i + 2)?.try_into().ok()?;
+        Some(if le {
+            u16::from_le_bytes(x)
+        } else {
+            u16::from_be_bytes(x)
+        })
+    };
+    let u32_at = |i: usize| -> Option<u32> {
+        let x: [u8; 4] = b.get(i..i + 4)?.try_into().ok()?;
+        Some(if le {
+            u32::from_le_bytes(x)
+        } else {
+            u32::from_be_bytes(x)
+        })
+    };
+    if u16_at(2)? != 42 {
+        return None; // BigTIFF: not examined
+    }
+    let ifd = u32_at(4)? as usize;
+    let n = u16_at(ifd)? as usize;
+    let tiled = (0..n).any(|k| u16_at(ifd + 2 + 12 * k) == Some(322));
+    Some(!tiled)
 }
 
 impl Slide {
