@@ -345,3 +345,32 @@ fn wsi_example_writes_a_heatmap() {
     assert!(img.width() > 100, "{log}");
     assert!(log.contains("slide-wise CV score"), "{log}");
 }
+
+/// The whole study (every strategy and the ET-FL baseline, quick settings) on the demo tile
+/// dataset: tiles work wherever images do.
+#[test]
+fn the_whole_study_runs_on_a_tile_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_patholab"))
+        .current_dir(dir.path())
+        .env("PATHOLAB_CACHE", dir.path().join("cache"))
+        .args(["--quiet", "run"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/paper/all.rhai"))
+        .args(["--set", r#"datasets=["demo:slide"]"#])
+        .args(["--set", r#"networks=["efficientnet_lite0"]"#])
+        .args(["--set", "quick=true"])
+        .output()
+        .unwrap();
+    let log = common::text(&o);
+    assert!(o.status.success(), "{log}");
+    for s in [
+        "baseline (ET-FL)",
+        "last layer",
+        "feature selection",
+        "merge layers",
+        "inner layers",
+        "fine-tuning",
+    ] {
+        assert!(log.contains(s), "no {s} row:\n{log}");
+    }
+}

@@ -207,8 +207,15 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
         Some((i, n)) if n == 0 || i >= n => {
             return Err(Error::Invalid(format!("shard [{i}, {n}]: need 0 ≤ i < n")))
         }
+        // Slide tiles are sharded by slide (one machine reads each slide), images by content.
         Some((i, n)) => (0..ds.len())
-            .filter(|r| shard_of(&hashes[*r], n) == i)
+            .filter(|r| {
+                let key = match &ds.items[*r].tile {
+                    Some(t) => cache::hash_bytes(t.slide_id.as_bytes()),
+                    None => hashes[*r],
+                };
+                shard_of(&key, n) == i
+            })
             .collect(),
         None => (0..ds.len()).collect(),
     };
