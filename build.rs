@@ -1,5 +1,6 @@
 // Gives the binary an rpath to the libtorch that torch-sys linked against, so `patholab` runs
-// without LD_LIBRARY_PATH, and records that libtorch's version for `patholab --version`.
+// without LD_LIBRARY_PATH, and records that libtorch's version for `patholab --version`, and the
+// site-packages folder beside it, where `scripts/setup` puts OpenSlide (the openslide-bin wheel).
 // torch-sys (`links = "tch"`) exports its lib dir to direct dependents.
 fn main() {
     if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
@@ -14,6 +15,10 @@ fn main() {
             })
             .unwrap_or_else(|| "unknown".into());
         println!("cargo:rustc-env=PATHOLAB_LIBTORCH_VERSION={version}");
+        // The same site-packages holds the openslide-bin wheel: src/slide/openslide.rs looks there.
+        if let Ok(sp) = std::path::Path::new(&lib).join("../..").canonicalize() {
+            println!("cargo:rustc-env=PATHOLAB_SITE_PACKAGES={}", sp.display());
+        }
     } else {
         println!("cargo:rustc-env=PATHOLAB_LIBTORCH_VERSION=unknown");
     }

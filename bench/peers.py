@@ -115,6 +115,50 @@ def learn(path, *parts):
     return r
 
 
+def tiles(path, mpp):
+    """openslide-python + PIL + a 2-worker DataLoader: the same tissue mask (the fixture script's
+    Python implementation), the same grid, every tissue tile read, resized to 224, normalised."""
+    import os
+    import numpy as np
+    import openslide, torch
+    from PIL import Image
+    from torchvision import transforms as T
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
+    from make_wsi import downsampled, grid, tissue_mask, over_white
+
+    t0 = time.perf_counter()
+    s = openslide.OpenSlide(path)
+    thumb = downsampled(s, 16.0)
+    mask = tissue_mask(thumb)
+    sx, sy = s.dimensions[0] / mask.shape[1], s.dimensions[1] / mask.shape[0]
+    keep = []
+    for lvl, x, y, w, h in grid(s, 224, float(mpp)):
+        ext = w * s.level_downsamples[lvl]
+        x0, x1 = max(0, int(np.ceil(x / sx - 0.5))), min(mask.shape[1], int(np.ceil((x + ext) / sx - 0.5)))
+        y0, y1 = max(0, int(np.ceil(y / sy - 0.5))), min(mask.shape[0], int(np.ceil((y + ext) / sy - 0.5)))
+        if x1 > x0 and y1 > y0 and mask[y0:y1, x0:x1].mean() >= 0.5:
+            keep.append((lvl, x, y, w, h))
+    tf = T.Compose([T.ToTensor(), T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+
+    class Tiles(torch.utils.data.Dataset):
+        slide = None
+
+        def __len__(self):
+            return len(keep)
+
+        def __getitem__(self, i):
+            if self.slide is None:
+                self.slide = openslide.OpenSlide(path)
+            lvl, x, y, w, h = keep[i]
+            img = self.slide.read_region((x, y), lvl, (w, h)).convert("RGB")
+            if img.size != (224, 224):
+                img = img.resize((224, 224), Image.BILINEAR)
+            return tf(img)
+
+    n = sum(b.shape[0] for b in torch.utils.data.DataLoader(Tiles(), batch_size=32, num_workers=2))
+    return {"tiles": n, "seconds": time.perf_counter() - t0}
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    print(json.dumps({"decode": decode, "extract": extract, "extract_vit": extract_vit, "forward_vit": forward_vit, "matmul": matmul, "learn": learn}[cmd](*args)))
+    print(json.dumps({"tiles": tiles, "decode": decode, "extract": extract, "extract_vit": extract_vit, "forward_vit": forward_vit, "matmul": matmul, "learn": learn}[cmd](*args)))

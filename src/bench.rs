@@ -45,7 +45,7 @@ pub fn run(args: &[String]) -> Result<String> {
             let t0 = Instant::now();
             let mut n = 0;
             for b in batches(
-                ds.items.iter().map(|i| i.path.clone()).collect(),
+                ds.items.clone(),
                 vec![0; ds.len()],
                 32,
                 Prepare {
@@ -59,6 +59,33 @@ pub fn run(args: &[String]) -> Result<String> {
                 n += b?.positions.len();
             }
             json!({ "images": n, "seconds": t0.elapsed().as_secs_f64() })
+        }
+        // Tiling a slide: tissue mask, grid, then every tissue tile read, resized to 224 and
+        // normalised in batches of 32 (what feature extraction consumes).
+        "tiles" => {
+            let t0 = Instant::now();
+            let ds = crate::data::tiles::tiles(
+                std::path::Path::new(a(1)?),
+                &crate::data::tiles::TilesOptions {
+                    size: 224,
+                    mpp: Some(
+                        a(2)?
+                            .parse()
+                            .map_err(|_| Error::Invalid("bench tiles: mpp".into()))?,
+                    ),
+                    ..Default::default()
+                },
+            )?;
+            let pre = Preprocess {
+                size: 224,
+                interpolation: crate::nets::registry::Interpolation::Bilinear,
+                normalisation: crate::nets::registry::Normalisation::ImageNet,
+            };
+            let mut n = 0;
+            for b in batches(ds.items.clone(), vec![0; ds.len()], 32, ds.prepare(pre), 2) {
+                n += b?.positions.len();
+            }
+            json!({ "tiles": n, "seconds": t0.elapsed().as_secs_f64() })
         }
         // Feature extraction with random weights at a tap, computing every image (fresh cache).
         "extract" => {

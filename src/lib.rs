@@ -19,6 +19,7 @@ pub mod progress;
 pub mod repl;
 pub mod rng;
 pub mod script;
+pub mod slide;
 
 pub use error::{Error, Result};
 

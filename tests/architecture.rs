@@ -1,7 +1,7 @@
 //! The layering of the library is a property we test: each room of `src/` may import only the
 //! rooms below it, so the house keeps standing as it grows. The order, lowest first:
 //!
-//!   base (error, rng, cancel, memory, progress, options, lib) → nets → data → features → learn →
+//!   base (error, rng, cancel, memory, progress, options, lib) → slide → nets → data → features → learn →
 //!   eval → finetune, baseline → plot → script, cluster → repl → main, bench
 //!
 //! Rooms on one level above the base (finetune and baseline, script and cluster) may not import
@@ -13,6 +13,7 @@ const LEVELS: &[&[&str]] = &[
     &[
         "error", "rng", "cancel", "memory", "progress", "options", "lib",
     ],
+    &["slide"],
     &["nets"],
     &["data"],
     &["features"],

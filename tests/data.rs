@@ -174,6 +174,7 @@ fn synthetic(seed: u64) -> Dataset {
                 split: None,
                 width: 1,
                 height: 1,
+                tile: None,
             });
         }
     }
@@ -226,6 +227,7 @@ fn stratified_split_keeps_class_proportions_when_slides_allow() {
             split: None,
             width: 1,
             height: 1,
+            tile: None,
         })
         .collect();
     let ds = Dataset {

@@ -1,14 +1,14 @@
 //! Batches of network inputs, decoded and transformed in parallel (rayon) on a producer thread
 //! and handed over through a bounded queue: memory depends on the batch size, not the dataset.
 
-use super::decode;
+use super::decode::Rgb;
 use super::stain::StainNormalizer;
 use super::transform::{normalise_into, square_resize, Augment, Preprocess};
+use super::Item;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crossbeam_channel::{bounded, Receiver};
 use rayon::prelude::*;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 /// One batch: the positions (in the order given) of its images and their pixels, `[n, 3, s, s]`.
@@ -39,20 +39,30 @@ pub struct Prepare {
     pub seed: u64,
 }
 
-/// One image decoded, then stain-normalised by `stain` when given; errors name the file.
-pub fn load(path: &std::path::Path, stain: Option<&StainNormalizer>) -> Result<decode::Rgb> {
-    let img = decode::decode(path).map_err(|e| Error::file(path, e))?;
+/// One image (a file or a slide tile) read, then stain-normalised by `stain` when given; errors
+/// name the file or the tile.
+pub fn load(item: &Item, stain: Option<&StainNormalizer>) -> Result<Rgb> {
+    let img = item.read()?;
     match stain {
-        Some(s) => s
-            .normalize(&img)
-            .map_err(|e| Error::file(path, format!("stain normalisation ({}): {e}", s.method()))),
+        Some(s) => s.normalize(&img).map_err(|e| {
+            Error::Invalid(format!(
+                "{}: stain normalisation ({}): {e}",
+                item.name(),
+                s.method()
+            ))
+        }),
         None => Ok(img),
     }
 }
 
-/// One image, preprocessed, as CHW floats.
+/// One image file, preprocessed, as CHW floats.
 pub fn prepare_one(path: &std::path::Path, stream: u64, p: &Prepare) -> Result<Vec<f32>> {
-    let mut img = load(path, p.stain.as_deref())?;
+    let item = Item::file(path);
+    Ok(prepare_rgb(load(&item, p.stain.as_deref())?, stream, p))
+}
+
+/// Read pixels (stain-normalised already), preprocessed, as CHW floats.
+pub fn prepare_rgb(mut img: Rgb, stream: u64, p: &Prepare) -> Vec<f32> {
     let n = p.pre.size as usize;
     let mut out = vec![0f32; 3 * n * n];
     let px = match &p.augment {
@@ -66,13 +76,13 @@ pub fn prepare_one(path: &std::path::Path, stream: u64, p: &Prepare) -> Result<V
         None => square_resize(&img, &p.pre, None),
     };
     normalise_into(&px, n, p.pre.normalisation, &mut out);
-    Ok(out)
+    out
 }
 
-/// Starts preparing `paths` in batches of `batch`; at most `prefetch` batches wait in the queue.
-/// `streams[i]` seeds the augmentation of `paths[i]`.
+/// Starts preparing `items` (files or slide tiles) in batches of `batch`; at most `prefetch`
+/// batches wait in the queue. `streams[i]` seeds the augmentation of `items[i]`.
 pub fn batches(
-    paths: Vec<PathBuf>,
+    paths: Vec<Item>,
     streams: Vec<u64>,
     batch: usize,
     prep: Prepare,
@@ -92,7 +102,11 @@ pub fn batches(
                 .par_chunks_mut(3 * n * n)
                 .zip(chunk.par_iter())
                 .try_for_each(|(out, &i)| {
-                    out.copy_from_slice(&prepare_one(&paths[i], streams[i], &prep)?);
+                    out.copy_from_slice(&prepare_rgb(
+                        load(&paths[i], prep.stain.as_deref())?,
+                        streams[i],
+                        &prep,
+                    ));
                     Ok(())
                 });
             let msg = res.map(|_| Batch {

@@ -4,6 +4,7 @@ pub mod decode;
 pub mod loader;
 pub mod split;
 pub mod stain;
+pub mod tiles;
 pub mod transform;
 
 use crate::error::{Context, Error, Result};
@@ -23,6 +24,45 @@ pub struct Item {
     pub split: Option<String>,
     pub width: u32,
     pub height: u32,
+    /// For a tile of a whole-slide image (`path` is then the slide): which region to read.
+    pub tile: Option<tiles::SlideTile>,
+}
+
+impl Item {
+    /// One image file outside any dataset (label 0, no slide), to read it as items are read.
+    pub fn file(path: &Path) -> Item {
+        Item {
+            path: path.into(),
+            label: 0,
+            slide: String::new(),
+            split: None,
+            width: 0,
+            height: 0,
+            tile: None,
+        }
+    }
+
+    /// The image's pixels: the decoded file, or the tile read from its slide (never written out).
+    pub fn read(&self) -> Result<decode::Rgb> {
+        match &self.tile {
+            None => decode::decode(&self.path).map_err(|e| Error::file(&self.path, e)),
+            Some(t) => t.read(&self.path),
+        }
+    }
+
+    /// A name unique within a dataset: the file, or the slide with the tile's place.
+    pub fn name(&self) -> String {
+        match &self.tile {
+            None => self.path.display().to_string(),
+            Some(t) => format!(
+                "{}#L{}@{},{}",
+                self.path.display(),
+                t.tile.level,
+                t.tile.x,
+                t.tile.y
+            ),
+        }
+    }
 }
 
 /// Where slide ids come from.
@@ -146,6 +186,10 @@ impl Dataset {
                 opts.slide
                     .get_or_insert(SlideSource::Regex(r"BloodImage_\d+".into()));
                 demo_root().join("bccd-wbc")
+            }
+            "demo:slide" => {
+                // Tiles need a grid and labels: tiles() builds them; see tiles::demo.
+                return tiles::demo(&opts);
             }
             "demo:kather" => {
                 opts.slide
@@ -321,6 +365,7 @@ impl Dataset {
                 split,
                 width: 0,
                 height: 0,
+                tile: None,
             });
         }
         let slide_info = match &source {
@@ -453,7 +498,7 @@ impl Dataset {
                 self.items.len()
             ))
         })?;
-        loader::load(&it.path, self.stain.as_deref())
+        loader::load(it, self.stain.as_deref())
     }
 
     /// How images are prepared for a network: `pre`, after this dataset's stain normaliser.

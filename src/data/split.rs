@@ -912,6 +912,7 @@ mod tests {
             for _ in 0..*n {
                 for j in 0..images {
                     items.push(crate::data::Item {
+                        tile: None,
                         path: format!("{s}-{j}.png").into(),
                         label: c,
                         slide: format!("p{s}"),

@@ -175,9 +175,13 @@ pub fn image_hashes(ds: &Dataset) -> Result<Vec<Hash>> {
     ds.items
         .par_iter()
         .map(|it| {
-            std::fs::read(&it.path)
-                .at(&it.path)
-                .map(|b| cache::hash_bytes(&b))
+            match &it.tile {
+                // A tile is keyed by its slide's content id and its place, never by reading it.
+                Some(t) => Ok(cache::hash_bytes(t.key().as_bytes())),
+                None => std::fs::read(&it.path)
+                    .at(&it.path)
+                    .map(|b| cache::hash_bytes(&b)),
+            }
         })
         .collect()
 }
@@ -220,12 +224,13 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
         .collect::<Result<_>>()?;
 
     let hashes = image_hashes(ds)?;
-    // Slide-tile datasets shard by slide; the flag comes with the tile datasets.
-    let by_slide = false;
+    // Slide-tile datasets shard by slide, so a slide's tiles stay in one task.
+    let by_slide = ds.items.iter().any(|it| it.tile.is_some());
     let rows: Vec<usize> = match o.shard {
         Some((i, n)) if n == 0 || i >= n => {
             return Err(Error::Invalid(format!("shard [{i}, {n}]: need 0 ≤ i < n")))
         }
+        // Slide tiles are sharded by slide (one machine reads each slide), images by content.
         Some((i, n)) => (0..ds.len())
             .filter(|r| shard_of(&shard_key(&ds.items[*r], &hashes[*r], by_slide), n) == i)
             .collect(),
@@ -281,7 +286,7 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
     };
     let mut fs = FeatureSet::new(
         x,
-        pick(&|it| it.path.display().to_string()),
+        pick(&|it| it.name()),
         rows.iter().map(|r| ds.items[*r].label).collect(),
         pick(&|it| it.slide.clone()),
         ds.classes.clone(),
@@ -371,8 +376,14 @@ fn compute_shared(
         for chunk in free.chunks(o.chunk.max(1)) {
             if let Some(claim) = claims.try_claim(chunk)? {
                 let rows: Vec<usize> = chunk.iter().map(|h| todo.remove(h).unwrap()).collect();
-                let paths = rows.iter().map(|r| ds.items[*r].path.clone()).collect();
-                let rx = batches(paths, vec![0; rows.len()], o.batch.max(1), ds.prepare(pre), 2);
+                let paths = rows.iter().map(|r| ds.items[*r].clone()).collect();
+                let rx = batches(
+                    paths,
+                    vec![0; rows.len()],
+                    o.batch.max(1),
+                    ds.prepare(pre),
+                    2,
+                );
                 return Ok(Some((claim, rows, rx)));
             }
         }

@@ -152,6 +152,64 @@ impl FeatureSet {
         )
     }
 
+    /// One row per slide: the mean (or max) of its rows, in order of first appearance; the
+    /// slide's label is its most frequent row label (ties: the lowest class), its id the slide.
+    pub fn pool_by_slide(&self, how: &str) -> Result<FeatureSet> {
+        let max = match how {
+            "mean" => false,
+            "max" => true,
+            other => {
+                return Err(Error::Invalid(format!(
+                    "pool_by_slide: \"mean\" or \"max\", got {other:?}"
+                )))
+            }
+        };
+        let mut order: Vec<&str> = Vec::new();
+        let mut rows: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, s) in self.slides.iter().enumerate() {
+            rows.entry(s.as_str())
+                .or_insert_with(|| {
+                    order.push(s.as_str());
+                    Vec::new()
+                })
+                .push(i);
+        }
+        let mut x = Vec::with_capacity(order.len() * self.d);
+        let mut labels = Vec::with_capacity(order.len());
+        for s in &order {
+            let r = &rows[s];
+            let mut acc = if max {
+                vec![f32::NEG_INFINITY; self.d]
+            } else {
+                vec![0f32; self.d]
+            };
+            for i in r {
+                for (a, v) in acc.iter_mut().zip(self.row(*i)) {
+                    *a = if max { a.max(*v) } else { *a + v };
+                }
+            }
+            if !max {
+                acc.iter_mut().for_each(|a| *a /= r.len() as f32);
+            }
+            x.extend(acc);
+            let mut counts = vec![0usize; self.classes.len()];
+            r.iter().for_each(|i| counts[self.labels[*i]] += 1);
+            let best = (0..counts.len())
+                .max_by_key(|c| (counts[*c], std::cmp::Reverse(*c)))
+                .unwrap_or(0);
+            labels.push(best);
+        }
+        let names: Vec<String> = order.iter().map(|s| s.to_string()).collect();
+        FeatureSet::new(
+            x,
+            names.clone(),
+            labels,
+            names,
+            self.classes.clone(),
+            (*self.columns).clone(),
+        )
+    }
+
     /// The columns at `cols`, in that order.
     pub fn select_columns(&self, cols: &[usize]) -> Result<FeatureSet> {
         if let Some(bad) = cols.iter().find(|c| **c >= self.d) {

@@ -211,7 +211,7 @@ pub fn train_step(
 /// Class scores (softmax probabilities) of every image of `ds`, in order.
 pub fn predict_scores(net: &Network, ds: &Dataset, batch: usize) -> Result<Vec<f64>> {
     let prep = ds.prepare(crate::features::extract::preprocess_for(net));
-    let paths = ds.items.iter().map(|i| i.path.clone()).collect();
+    let paths = ds.items.clone();
     let mut out = Vec::new();
     for b in batches(paths, vec![0; ds.len()], batch, prep, 2) {
         crate::cancel::check()?;
@@ -351,7 +351,7 @@ pub fn finetune(net: &Network, ds: &Dataset, split: &Split, o: &Options) -> Resu
         tch::manual_seed((o.seed as i64) * 1000 + epoch as i64);
         let mut order = split.train.clone();
         Rng::fork(o.seed, epoch as u64).shuffle(&mut order);
-        let paths = order.iter().map(|i| ds.items[*i].path.clone()).collect();
+        let paths = order.iter().map(|i| ds.items[*i].clone()).collect();
         let streams = order
             .iter()
             .map(|i| (epoch as u64) << 32 | *i as u64)

@@ -1,6 +1,7 @@
 //! Charts as PNG or SVG (by the file's extension) with an embedded font, so no system font is
 //! needed: average-rank bars, RFE curves, importance shares, confusion matrices, ROC curves,
-//! fine-tuning curves, critical-difference diagrams and image grids. Each returns the path written.
+//! fine-tuning curves, critical-difference diagrams, image grids and slide maps (thumbnail, tissue
+//! outline, tile grid, per-tile heatmap). Each returns the path written.
 
 use crate::error::{Error, Result};
 use crate::eval::results::Ranks;
@@ -464,4 +465,107 @@ pub fn image_grid(ds: &crate::data::Dataset, n: usize, path: &Path) -> Result<Pa
         root.present()?;
         Ok(())
     })
+}
+
+/// One tile on a slide map: its level-0 rectangle and, optionally, its score.
+#[derive(Clone, Copy, Debug)]
+pub struct SlideTile {
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+    pub score: Option<f64>,
+}
+
+/// A slide map as PNG: the thumbnail (`scale` = level-0 pixels per thumbnail pixel), the tissue
+/// outline in green, the tile grid in grey and scored tiles blended with a blue→red heat scale
+/// (scores scaled to their own min..max).
+pub fn slide_map(
+    thumb: &crate::slide::Pixels,
+    scale: (f64, f64),
+    mask: Option<&crate::slide::tissue::Mask>,
+    tiles: &[SlideTile],
+    path: &Path,
+) -> Result<PathBuf> {
+    let p = prepare(path)?;
+    let rgb = thumb.to_rgb();
+    let (w, h) = (rgb.width as usize, rgb.height as usize);
+    let mut px = rgb.data;
+    let scores: Vec<f64> = tiles
+        .iter()
+        .filter_map(|t| t.score)
+        .filter(|s| s.is_finite())
+        .collect();
+    let lo = scores.iter().cloned().fold(f64::INFINITY, f64::min);
+    let hi = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let heat = |v: f64| -> [f64; 3] {
+        let t = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
+        [
+            255.0 * t,
+            64.0 * (1.0 - (2.0 * t - 1.0).abs()),
+            255.0 * (1.0 - t),
+        ]
+    };
+    let rect = |t: &SlideTile| {
+        let x0 = (t.x / scale.0).floor().max(0.0) as usize;
+        let y0 = (t.y / scale.1).floor().max(0.0) as usize;
+        let x1 = (((t.x + t.w) / scale.0).ceil() as usize).min(w);
+        let y1 = (((t.y + t.h) / scale.1).ceil() as usize).min(h);
+        (x0, y0, x1, y1)
+    };
+    for t in tiles {
+        let (x0, y0, x1, y1) = rect(t);
+        if let Some(s) = t.score.filter(|s| s.is_finite()) {
+            let c = heat(s);
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    let q = &mut px[(y * w + x) * 3..][..3];
+                    for k in 0..3 {
+                        q[k] = (0.45 * q[k] as f64 + 0.55 * c[k]).round() as u8;
+                    }
+                }
+            }
+        }
+    }
+    for t in tiles {
+        let (x0, y0, x1, y1) = rect(t);
+        for x in x0..x1 {
+            for y in [y0, y1.saturating_sub(1)] {
+                if y < h {
+                    px[(y * w + x) * 3..][..3].copy_from_slice(&[90, 90, 90]);
+                }
+            }
+        }
+        for y in y0..y1 {
+            for x in [x0, x1.saturating_sub(1)] {
+                if x < w {
+                    px[(y * w + x) * 3..][..3].copy_from_slice(&[90, 90, 90]);
+                }
+            }
+        }
+    }
+    if let Some(m) = mask {
+        let at = |x: usize, y: usize| -> bool {
+            let mx = ((x as f64 + 0.5) * scale.0 / m.scale.0) as usize;
+            let my = ((y as f64 + 0.5) * scale.1 / m.scale.1) as usize;
+            mx < m.width as usize && my < m.height as usize && m.data[my * m.width as usize + mx]
+        };
+        for y in 0..h {
+            for x in 0..w {
+                let v = at(x, y);
+                let edge = (x + 1 < w && at(x + 1, y) != v) || (y + 1 < h && at(x, y + 1) != v);
+                if edge {
+                    px[(y * w + x) * 3..][..3].copy_from_slice(&[0, 200, 0]);
+                }
+            }
+        }
+    }
+    match p.extension().and_then(|e| e.to_str()) {
+        Some("png") => {
+            image::save_buffer(&p, &px, w as u32, h as u32, image::ExtendedColorType::Rgb8)
+                .map_err(|e| Error::file(&p, format!("plot: {e}")))?
+        }
+        _ => return Err(Error::file(&p, "slide maps are written as .png")),
+    }
+    Ok(p)
 }

@@ -28,6 +28,10 @@ pub const TOPICS: &[(&str, &str)] = &[
         "looking into tables: rows, columns, sorting, filtering, grouping",
     ),
     ("plots", "charts written as PNG or SVG"),
+    (
+        "slides",
+        "whole-slide images: properties, regions, tissue, tiles as datasets, slide maps",
+    ),
     ("prompt", "using the prompt: help, limits"),
 ];
 

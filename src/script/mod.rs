@@ -15,6 +15,7 @@ pub mod plots;
 pub mod registry;
 pub mod run;
 pub mod show;
+pub mod slides;
 pub mod stain;
 pub mod tables;
 
@@ -66,6 +67,7 @@ pub fn register(engine: &mut Engine) -> Vec<Doc> {
         ("evaluation", evaluation::register),
         ("tables", tables::register),
         ("plots", plots::register),
+        ("slides", slides::register),
     ];
     for (topic, family) in families {
         family(&mut Api::new(engine, &mut docs, topic));

@@ -28,6 +28,27 @@ pub fn register(e: &mut Engine) {
     show!(Split, |s: &mut Split| s.audit());
     show!(Image, |i: &mut Image| i.describe());
     show!(StainNormalizer, |n: &mut StainNormalizer| n.describe());
+    show!(
+        super::slides::SlideRef,
+        |s: &mut super::slides::SlideRef| s.describe()
+    );
+    show!(
+        super::slides::MaskRef,
+        |m: &mut super::slides::MaskRef| format!(
+            "TissueMask: {} × {} at 1/{:.1}, {:.1}% tissue",
+            m.width,
+            m.height,
+            m.scale.0,
+            100.0 * m.coverage()
+        )
+    );
+    show!(
+        crate::slide::Pixels,
+        |i: &mut crate::slide::Pixels| format!(
+            "Image: {} × {}, {} channels",
+            i.width, i.height, i.channels
+        )
+    );
     show!(Cv, |c: &mut Cv| c.describe());
     show!(Net, |n: &mut Net| n.describe());
     show!(FeatureSet, |f: &mut FeatureSet| f.describe());
