@@ -1,5 +1,6 @@
 //! `patholab weights fetch` against a local HTTP server on 127.0.0.1: a full download, an
-//! interrupted one that resumes, and a checksum mismatch that is refused.
+//! interrupted one that resumes (also from a server that ignores `Range`), a checksum mismatch
+//! and a file of the right checksum whose tensors do not fit the network, both refused.
 
 use patholab::nets::weights;
 use sha2::{Digest, Sha256};
@@ -11,6 +12,12 @@ use std::sync::{Arc, Mutex};
 
 /// Serves `body` for every request; the first `cut` responses stop after half the bytes.
 fn serve(body: Vec<u8>, cut: usize) -> (String, Arc<Mutex<Vec<String>>>) {
+    serve_with(body, cut, true)
+}
+
+/// As [`serve`]; a server that does not `honour_range` answers every request with 200 and the
+/// whole body, as some mirrors and proxies do.
+fn serve_with(body: Vec<u8>, cut: usize, honour_range: bool) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -35,6 +42,9 @@ fn serve(body: Vec<u8>, cut: usize) -> (String, Arc<Mutex<Vec<String>>>) {
             seen.lock()
                 .unwrap()
                 .push(format!("{} from {range_from}", first.trim()));
+            if !honour_range {
+                range_from = 0;
+            }
             let part = &body[range_from..];
             let status = if range_from > 0 {
                 "206 Partial Content"
@@ -55,6 +65,11 @@ fn serve(body: Vec<u8>, cut: usize) -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 fn weights_file() -> Vec<u8> {
+    weights_file_with(|_, t| t)
+}
+
+/// The resnet18 fixture's weights as a safetensors file, each tensor passed through `change`.
+fn weights_file_with(change: impl Fn(&str, tch::Tensor) -> tch::Tensor) -> Vec<u8> {
     let t = weights::read(
         &Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/generated/resnet18.safetensors"),
@@ -64,7 +79,7 @@ fn weights_file() -> Vec<u8> {
         .iter()
         .filter_map(|(k, v)| {
             k.strip_prefix("weights/")
-                .map(|k| (k.to_string(), v.shallow_clone()))
+                .map(|k| (k.to_string(), change(k, v.shallow_clone())))
         })
         .collect();
     let dir = tempfile::tempdir().unwrap();
@@ -142,6 +157,66 @@ fn a_checksum_mismatch_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"));
     assert!(!dir.path().join("resnet18.safetensors").exists());
     assert!(!dir.path().join("resnet18.safetensors.part").exists());
+}
+
+#[test]
+fn a_server_that_ignores_range_still_gives_a_correct_file() {
+    let body = weights_file();
+    let sha = format!("{:x}", Sha256::digest(&body));
+    // The first answer stops half-way; the second, to a request with a Range header, is a 200
+    // with the whole body: appending it to the partial file would corrupt it.
+    let (url, log) = serve_with(body.clone(), 1, false);
+    let dir = tempfile::tempdir().unwrap();
+    assert!(!fetch(&url, dir.path(), &sha).status.success());
+    let part = std::fs::metadata(dir.path().join("resnet18.safetensors.part"))
+        .unwrap()
+        .len();
+    assert!(part > 0 && part < body.len() as u64);
+    let second = fetch(&url, dir.path(), &sha);
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(
+        log.lock().unwrap()[1].ends_with(&format!("from {part}")),
+        "the second request asked for a range: {:?}",
+        log.lock().unwrap()
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("resnet18.safetensors")).unwrap(),
+        body
+    );
+    assert!(!dir.path().join("resnet18.safetensors.part").exists());
+}
+
+#[test]
+fn a_file_with_the_right_checksum_but_mis_shaped_tensors_is_refused_and_not_kept() {
+    // The classifier cut to 10 classes: a genuine file, just not for this network.
+    let body = weights_file_with(|k, t| {
+        if k.starts_with("fc.") {
+            t.narrow(0, 0, 10).contiguous()
+        } else {
+            t
+        }
+    });
+    let sha = format!("{:x}", Sha256::digest(&body));
+    let (url, _) = serve(body, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let out = fetch(&url, dir.path(), &sha);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted: {err}");
+    assert!(
+        err.contains("fc.weight") && err.contains("[10, 512]") && err.contains("[1000, 512]"),
+        "the error names the tensor and both shapes: {err}"
+    );
+    assert!(!dir.path().join("resnet18.safetensors").exists());
+    // Nothing of it is left behind: a next fetch starts afresh instead of "resuming" a file
+    // that is already complete.
+    assert!(
+        !dir.path().join("resnet18.safetensors.part").exists(),
+        "the refused download is still in the weights folder"
+    );
 }
 
 /// Answers every request with `status` (as Hugging Face does for a gated repository).

@@ -382,7 +382,12 @@ impl Ranks {
         let chi2 = if c > 0.0 { chi2 / c } else { chi2 };
         let p = chi2_sf(chi2, k - 1.0);
         let f = (n - 1.0) * chi2 / (n * (k - 1.0) - chi2);
-        let cd = nemenyi_q(k as usize) * (k * (k + 1.0) / (6.0 * n)).sqrt();
+        let q = nemenyi_q(k as usize).ok_or_else(|| {
+            Error::Invalid(format!(
+                "the Nemenyi critical difference is tabulated for 2 to 50 methods (have {k}); rank fewer methods"
+            ))
+        })?;
+        let cd = q * (k * (k + 1.0) / (6.0 * n)).sqrt();
         Ok(Friedman {
             chi2,
             p_value: p,
@@ -401,13 +406,17 @@ pub struct Friedman {
     pub critical_difference: f64,
 }
 
-/// Studentized range q_0.05 / √2 for k methods (Demšar 2006, Table 5a).
-fn nemenyi_q(k: usize) -> f64 {
-    const Q: [f64; 19] = [
+/// Studentized range q_0.05 / √2 for k methods: Demšar (2006), Table 5a, for k ≤ 20, and
+/// `scipy.stats.studentized_range.ppf(0.95, k, inf) / √2` beyond (to three decimals, as the
+/// table). `None` past the table's end: a smaller q would understate the difference.
+fn nemenyi_q(k: usize) -> Option<f64> {
+    const Q: [f64; 49] = [
         1.960, 2.343, 2.569, 2.728, 2.850, 2.949, 3.031, 3.102, 3.164, 3.219, 3.268, 3.313, 3.354,
-        3.391, 3.426, 3.458, 3.489, 3.517, 3.544,
+        3.391, 3.426, 3.458, 3.489, 3.517, 3.544, 3.569, 3.593, 3.616, 3.637, 3.658, 3.678, 3.696,
+        3.714, 3.732, 3.749, 3.765, 3.780, 3.795, 3.810, 3.824, 3.837, 3.850, 3.863, 3.876, 3.888,
+        3.899, 3.911, 3.922, 3.933, 3.943, 3.954, 3.964, 3.973, 3.983, 3.992,
     ];
-    Q[k.clamp(2, 20) - 2]
+    k.checked_sub(2).and_then(|i| Q.get(i)).copied()
 }
 
 /// Upper tail of the chi-square distribution (regularised incomplete gamma).
@@ -571,6 +580,60 @@ mod tests {
             (back.rows[0].score, back.rows[0].scoring.as_str()),
             (0.5, "")
         );
+    }
+
+    /// Demšar (2006), Table 5(a): q_0.05 of the Nemenyi test for k = 2..10 classifiers, typed
+    /// here from the paper rather than copied from the code's table.
+    const DEMSAR_Q_005: [f64; 9] = [
+        1.960, 2.343, 2.569, 2.728, 2.850, 2.949, 3.031, 3.102, 3.164,
+    ];
+
+    /// `n` datasets × `k` methods with made-up, untied scores.
+    fn ranks(k: usize, n: usize) -> Ranks {
+        let table: Vec<Vec<f64>> = (0..n)
+            .map(|d| {
+                (0..k)
+                    .map(|m| ((m * 7 + d * 3) % (k + 1)) as f64 + m as f64 * 1e-3)
+                    .collect()
+            })
+            .collect();
+        Ranks::from_scores(
+            (0..k).map(|m| format!("m{m}")).collect(),
+            (0..n).map(|d| format!("d{d}")).collect(),
+            &table,
+        )
+    }
+
+    #[test]
+    fn nemenyi_critical_difference_follows_demsars_table() {
+        for (i, q) in DEMSAR_Q_005.iter().enumerate() {
+            let k = i + 2;
+            for n in [2, 5, 14, 30] {
+                let kf = k as f64;
+                let want = q * (kf * (kf + 1.0) / (6.0 * n as f64)).sqrt();
+                let got = ranks(k, n).friedman().unwrap().critical_difference;
+                assert!(
+                    (got - want).abs() < 1e-12,
+                    "k {k}, N {n}: CD {got}, Demšar {want}"
+                );
+            }
+        }
+        // Demšar's worked example (section 3.2.4): four classifiers on 14 data sets, CD = 1.25.
+        let cd = ranks(4, 14).friedman().unwrap().critical_difference;
+        assert!((cd - 1.25).abs() < 0.005, "{cd}");
+        // Beyond Demšar's table, q grows on (scipy.stats.studentized_range.ppf(0.95, k, inf) / √2
+        // = 3.5690 for k = 21, 3.9923 for k = 50): it never stays at the last tabulated value.
+        for (k, q) in [(21, 3.5690), (50, 3.9923)] {
+            let kf = k as f64;
+            let want = q * (kf * (kf + 1.0) / (6.0 * 8.0)).sqrt();
+            let got = ranks(k, 8).friedman().unwrap().critical_difference;
+            assert!(
+                (got / want - 1.0).abs() < 2e-4,
+                "k {k}: CD {got}, want {want}"
+            );
+        }
+        let e = ranks(51, 8).friedman().unwrap_err().to_string();
+        assert!(e.contains("2 to 50 methods (have 51)"), "{e}");
     }
 
     #[test]

@@ -136,13 +136,7 @@ impl Rfe {
             };
             curve.push((k, score, sd));
         }
-        let best = curve.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max);
-        let k_min = curve
-            .iter()
-            .filter(|c| c.1 >= best - self.tolerance)
-            .map(|c| c.0)
-            .min()
-            .unwrap_or(f.d);
+        let k_min = k_min(&curve, self.tolerance).unwrap_or(f.d);
         // The final ranking comes from the whole data, as scikit-learn's RFECV does, eliminating
         // only down to k_min.
         let s = sizes.iter().position(|k| *k == k_min).unwrap();
@@ -157,6 +151,18 @@ impl Rfe {
             columns: f.columns.clone(),
         })
     }
+}
+
+/// The paper's k_min rule on a curve of `(number of features, CV score, std)`: the smallest
+/// number of features whose score is within `tolerance` of the best score (`None` on an empty
+/// curve).
+pub fn k_min(curve: &[(usize, f64, f64)], tolerance: f64) -> Option<usize> {
+    let best = curve.iter().map(|c| c.1).fold(f64::NEG_INFINITY, f64::max);
+    curve
+        .iter()
+        .filter(|c| c.1 >= best - tolerance)
+        .map(|c| c.0)
+        .min()
 }
 
 impl RfeResult {
@@ -187,5 +193,43 @@ impl RfeResult {
             )));
         }
         f.select_columns(&self.selected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A curve computed by hand: (features, score), std unused by the rule.
+    fn curve(points: &[(usize, f64)]) -> Vec<(usize, f64, f64)> {
+        points.iter().map(|&(k, s)| (k, s, 0.0)).collect()
+    }
+
+    #[test]
+    fn k_min_is_the_smallest_count_within_the_tolerance_of_the_best() {
+        // Best 0.950 at 60 features; within 0.005 of it: 100 (0.946), 60, 30 (0.9455); not 20
+        // (0.944), 10 or 1. The smallest of those is 30, though a larger count scores lower.
+        let c = curve(&[
+            (100, 0.946),
+            (80, 0.940),
+            (60, 0.950),
+            (45, 0.930),
+            (30, 0.9455),
+            (20, 0.944),
+            (10, 0.900),
+            (1, 0.500),
+        ]);
+        assert_eq!(k_min(&c, 0.005), Some(30));
+        // A tolerance of 0 keeps the best itself; a wide one reaches the single feature.
+        assert_eq!(k_min(&c, 0.0), Some(60));
+        assert_eq!(k_min(&c, 0.0065), Some(20));
+        assert_eq!(k_min(&c, 0.5), Some(1));
+        // Ties at the best: the smaller count wins, wherever it sits in the curve.
+        let t = curve(&[(8, 0.9), (4, 0.7), (2, 0.9), (1, 0.6)]);
+        assert_eq!(k_min(&t, 0.0), Some(2));
+        // A NaN score (a size no fold could score) is never chosen and never hides the best.
+        let n = curve(&[(8, 0.8), (4, f64::NAN), (2, 0.79), (1, 0.5)]);
+        assert_eq!(k_min(&n, 0.02), Some(2));
+        assert_eq!(k_min(&[], 0.005), None);
     }
 }

@@ -113,12 +113,13 @@ pub fn fetch(spec: &'static NetSpec, sha256: Option<&str>, quiet: bool) -> Resul
     }
     if !file.ends_with(".safetensors") {
         // A PyTorch file: checked and converted by the import path, then the download goes.
-        let out = super::import_weights(&part, spec.name)?;
+        let out = super::import_weights(&part, spec.name);
         std::fs::remove_file(&part).at(&part)?;
-        return Ok(out);
+        return out;
     }
-    // The file must load strictly into the network before it is kept.
-    Network::build(
+    // The file must load strictly into the network before it is kept; a complete download that
+    // does not load goes (left as a `.part`, the next fetch would try to resume a finished file).
+    if let Err(e) = Network::build(
         spec,
         NetOptions {
             weights: Weights::File(part.clone()),
@@ -126,7 +127,10 @@ pub fn fetch(spec: &'static NetSpec, sha256: Option<&str>, quiet: bool) -> Resul
         },
         1000,
         super::imagenet::class_names(),
-    )?;
+    ) {
+        std::fs::remove_file(&part).at(&part)?;
+        return Err(e);
+    }
     std::fs::rename(&part, &dest).at(&dest)?;
     Ok(dest)
 }

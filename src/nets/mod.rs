@@ -717,19 +717,29 @@ pub fn import_weights(file: &Path, name: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// Loads every locally present weight file into its network.
+/// Loads every locally present weight file into its network: one line per file, `ok` or `FAIL`
+/// with the file's path; an error (holding the same lines) when any file fails.
 pub fn verify_weights() -> Result<String> {
     let mut lines = Vec::new();
+    let mut failed = 0;
     for spec in registry::NETWORKS {
         if let Some(p) = find_weights(spec) {
             let r = Network::build(spec, NetOptions::default(), 1000, imagenet::class_names());
-            lines.push(format!(
-                "{:<20} {} {}",
-                spec.name,
-                if r.is_ok() { "ok  " } else { "FAIL" },
-                r.err().map_or(p.display().to_string(), |e| e.to_string())
-            ));
+            lines.push(match r {
+                Ok(_) => format!("{:<20} ok   {}", spec.name, p.display()),
+                Err(e) => {
+                    failed += 1;
+                    format!("{:<20} FAIL {}: {e}", spec.name, p.display())
+                }
+            });
         }
+    }
+    if failed > 0 {
+        return Err(Error::Invalid(format!(
+            "{}
+{failed} weight file(s) do not load",
+            lines.join("\n")
+        )));
     }
     Ok(if lines.is_empty() {
         "no local weights".into()
