@@ -42,13 +42,6 @@ pub fn register(e: &mut Engine) {
             100.0 * m.coverage()
         )
     );
-    show!(
-        crate::slide::Pixels,
-        |i: &mut crate::slide::Pixels| format!(
-            "Image: {} × {}, {} channels",
-            i.width, i.height, i.channels
-        )
-    );
     show!(Cv, |c: &mut Cv| c.describe());
     show!(Net, |n: &mut Net| n.describe());
     show!(FeatureSet, |f: &mut FeatureSet| f.describe());

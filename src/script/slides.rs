@@ -3,8 +3,10 @@
 
 use super::convert::{options, strings};
 use super::data::DatasetRef;
+use super::data::Image;
 use super::registry::Api;
 use super::{to_rhai, RResult};
+use crate::data::decode::Rgb;
 use crate::data::tiles::{tiles, tiles_of, SlideEntry, TilesOptions};
 use crate::features::FeatureSet;
 use crate::learn::Model;
@@ -123,11 +125,23 @@ fn plot_slide(s: &SlideRef, m: &Map, path: &str) -> RResult<String> {
         .map_err(to_rhai)
 }
 
+/// Slide pixels as the script's one image type (RGB; transparent areas over white).
+fn image_of(px: crate::error::Result<Pixels>, name: String) -> RResult<Image> {
+    let px = px.map_err(to_rhai)?.to_rgb();
+    Ok(Image {
+        name,
+        rgb: Arc::new(Rgb {
+            width: px.width,
+            height: px.height,
+            pixels: px.data,
+        }),
+    })
+}
+
 /// Registers slides, tissue masks, tile datasets and slide-level results.
 pub fn register(api: &mut Api) {
     api.engine()
         .register_type_with_name::<SlideRef>("Slide")
-        .register_type_with_name::<Pixels>("Image")
         .register_type_with_name::<MaskRef>("TissueMask");
 
     api.func(
@@ -223,18 +237,21 @@ pub fn register(api: &mut Api) {
         "s.associated_image(name: String) -> Image",
         "One associated image.",
         r#"let s = slide("demo"); if s.associated().len() > 0 { s.associated_image(s.associated()[0]) }"#,
-        |s: &mut SlideRef, n: &str| s.associated_image(n).map_err(to_rhai),
+        |s: &mut SlideRef, n: &str| {
+            image_of(s.associated_image(n), format!("{} {n}", s.path.display()))
+        },
     );
     api.method(
         "Slide",
         "s.read(x: int, y: int, level: int, w: int, h: int) -> Image",
-        "The region at level-0 position (x, y), w × h pixels of `level`, as RGBA (openslide-python's read_region).",
+        "The region at level-0 position (x, y), w × h pixels of `level` (openslide-python's read_region; transparent areas over white).",
         r#"slide("demo").read(0, 0, 1, 64, 64)"#,
-        |s: &mut SlideRef, x: i64, y: i64, l: i64, w: i64, h: i64| -> RResult<Pixels> {
+        |s: &mut SlideRef, x: i64, y: i64, l: i64, w: i64, h: i64| -> RResult<Image> {
             if l < 0 || w < 0 || h < 0 || w > 1 << 20 || h > 1 << 20 {
                 return Err(format!("read: level, w and h must be ≥ 0 (and w, h ≤ 2^20), got {l}, {w}, {h}").into());
             }
-            s.read(x, y, l as usize, w as u32, h as u32).map_err(to_rhai)
+            let name = format!("{} level {l} at ({x}, {y})", s.path.display());
+            image_of(s.read(x, y, l as usize, w as u32, h as u32), name)
         },
     );
     api.method(
@@ -242,7 +259,10 @@ pub fn register(api: &mut Api) {
         "s.thumbnail(max_side: int) -> Image",
         "The whole slide, its longer side `max_side` pixels (RGB over white).",
         r#"slide("demo").thumbnail(256)"#,
-        |s: &mut SlideRef, m: i64| s.thumbnail(m.clamp(1, 16384) as u32).map_err(to_rhai),
+        |s: &mut SlideRef, m: i64| {
+            let name = format!("{} thumbnail", s.path.display());
+            image_of(s.thumbnail(m.clamp(1, 16384) as u32), name)
+        },
     );
     api.method(
         "Slide",
@@ -283,30 +303,6 @@ pub fn register(api: &mut Api) {
                     .collect(),
             };
             img.save(Path::new(p)).map_err(to_rhai)?;
-            Ok(p.to_string())
-        },
-    );
-    api.getter(
-        "Image",
-        "img.width -> int",
-        "Width in pixels.",
-        r#"slide("demo").thumbnail(64).width"#,
-        |i: &mut Pixels| i.width as i64,
-    );
-    api.getter(
-        "Image",
-        "img.height -> int",
-        "Height in pixels.",
-        r#"slide("demo").thumbnail(64).height"#,
-        |i: &mut Pixels| i.height as i64,
-    );
-    api.method(
-        "Image",
-        "img.save(path: String) -> String",
-        "Writes the image (.png, .jpg, .tif by the extension).",
-        r#"slide("demo").thumbnail(128).save("thumb.png")"#,
-        |i: &mut Pixels, p: &str| -> RResult<String> {
-            i.save(Path::new(p)).map_err(to_rhai)?;
             Ok(p.to_string())
         },
     );
