@@ -2,7 +2,7 @@
 //! rooms below it, so the house keeps standing as it grows. The order, lowest first:
 //!
 //!   base (error, rng, cancel, memory, progress, options, lib) → nets → data → features → learn →
-//!   eval → finetune, baseline → plot → script → repl → main, bench
+//!   eval → finetune, baseline → plot → script → repl, kernel → main, bench
 //!
 //! Rooms on one level above the base (finetune and baseline) may not import each other.
 
@@ -20,7 +20,7 @@ const LEVELS: &[&[&str]] = &[
     &["finetune", "baseline"],
     &["plot"],
     &["script"],
-    &["repl"],
+    &["repl", "kernel"],
     &["main", "bench"],
 ];
 
