@@ -329,6 +329,7 @@ fn compute(
         let batch = batch?;
         let x = batch.tensor(device);
         let outs = tch::no_grad(|| net.forward_taps(&x, taps, false));
+        crate::cancel::check()?;
         for (t, out) in outs.iter().enumerate() {
             let v = o
                 .reduce

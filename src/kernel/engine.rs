@@ -178,7 +178,9 @@ impl Kernel {
             Ok(v) => {
                 if !v.is_unit() {
                     let r = show::rich(&self.session.engine, &v);
-                    self.output(C::ExecuteResult(ExecuteResult::new(count, media(r))));
+                    let mut result = ExecuteResult::new(count, media(r));
+                    result.transient = Some(Default::default());
+                    self.output(C::ExecuteResult(result));
                 }
                 C::ExecuteReply(ExecuteReply {
                     status: ReplyStatus::Ok,

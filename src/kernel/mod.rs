@@ -115,7 +115,7 @@ async fn serve(
                     Ok(m) => m,
                     Err(e) if transport_failed(&e) => break,
                     Err(e) => {
-                        note(&log, format_args!("control: message dropped ({e})"));
+                        note(&log, format_args!("control: message dropped: {}", why(&e)));
                         continue;
                     }
                 };
@@ -147,7 +147,7 @@ async fn serve(
             Ok(m) => m,
             Err(e) if transport_failed(&e) => return Err(e.into()),
             Err(e) => {
-                note(&log, format_args!("shell: message dropped ({e})"));
+                note(&log, format_args!("shell: message dropped: {}", why(&e)));
                 continue;
             }
         };
@@ -192,6 +192,17 @@ async fn serve(
             ),
         }
         let _ = publish.send(Status::idle().as_child_of(&msg));
+    }
+}
+
+/// Why a message was refused, for the log.
+fn why(e: &zmq::RuntimeError) -> String {
+    match e {
+        zmq::RuntimeError::VerifyError(_) | zmq::RuntimeError::DecodeError(_) => {
+            "its HMAC-SHA256 signature does not match the connection key".into()
+        }
+        zmq::RuntimeError::MissingHmac => "it has no signature".into(),
+        other => other.to_string(),
     }
 }
 

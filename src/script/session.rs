@@ -102,7 +102,9 @@ impl Session {
 }
 
 fn failure(e: &EvalAltResult, input: &str) -> Failure {
+    // A library function stopped by the flag fails with an ordinary error: the flag says why.
     let kind = match e {
+        _ if crate::cancel::requested() => "Interrupted",
         EvalAltResult::ErrorTerminated(..) => "Interrupted",
         EvalAltResult::ErrorParsing(..) => "ParseError",
         _ => "RuntimeError",

@@ -183,5 +183,13 @@ class Robustness(unittest.TestCase):
         self.assertGreaterEqual(text.count("shell: message dropped"), 2, text)
 
 
+def tearDownModule():
+    # The kernels' own CPU time (they are this process's children), a measure that does not
+    # depend on how loaded the machine is.
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"\nkernel processes: {ru.ru_utime + ru.ru_stime:.1f} s of CPU", flush=True)
+
+
 if __name__ == "__main__":
     unittest.main()
