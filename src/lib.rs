@@ -10,6 +10,7 @@ pub mod error;
 pub mod eval;
 pub mod features;
 pub mod finetune;
+pub mod kernel;
 pub mod learn;
 pub mod memory;
 pub mod nets;

@@ -1,7 +1,7 @@
 //! The `patholab` command: parses arguments and hands over to the library.
 
 use clap::{Parser, Subcommand};
-use patholab::{cluster, nets, repl, script};
+use patholab::{cluster, kernel, nets, repl, script};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -44,6 +44,16 @@ enum Command {
     /// Measurements for `make bench` (prints JSON).
     #[command(hide = true)]
     Bench { args: Vec<String> },
+    /// The Jupyter kernel: `kernel install` writes its kernelspec; Jupyter starts it with
+    /// `kernel --connection-file F`.
+    #[command(args_conflicts_with_subcommands = true)]
+    Kernel {
+        /// The connection file Jupyter wrote (ports, key).
+        #[arg(long, value_name = "F")]
+        connection_file: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<KernelAction>,
+    },
     /// Weight files: list, import, verify.
     Weights {
         #[command(subcommand)]
@@ -91,6 +101,22 @@ enum SlurmAction {
     },
     /// Each task's state and what the job's feature cache holds.
     Status { job: String },
+}
+
+#[derive(Subcommand)]
+enum KernelAction {
+    /// Write the kernelspec (kernel.json, logos) so Jupyter lists "patholab".
+    Install {
+        /// Into the user's Jupyter folder (the default).
+        #[arg(long, conflicts_with = "prefix")]
+        user: bool,
+        /// Into DIR/share/jupyter/kernels (a virtual environment, a conda prefix).
+        #[arg(long, value_name = "DIR")]
+        prefix: Option<PathBuf>,
+        /// The kernel's name.
+        #[arg(long, default_value = "patholab")]
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -172,6 +198,20 @@ fn main() -> ExitCode {
             }
             Some(Command::Weights { action }) => weights(action),
             Some(Command::Slurm { action }) => slurm(action),
+            Some(Command::Kernel {
+                connection_file,
+                action,
+            }) => match (connection_file, action) {
+                (_, Some(KernelAction::Install { prefix, name, .. })) => {
+                    kernel::spec::install(prefix.as_deref(), &name)
+                        .map(|d| println!("installed kernelspec {name} in {}", d.display()))
+                        .map_err(|e| e.to_string())
+                }
+                (Some(f), None) => kernel::run(&f).map_err(|e| e.to_string()),
+                (None, None) => Err(
+                    "patholab kernel: give --connection-file F (Jupyter does) or install".into(),
+                ),
+            },
             Some(Command::Bench { args }) => patholab::bench::run(&args)
                 .map(|s| println!("{s}"))
                 .map_err(|e| e.to_string()),

@@ -2,7 +2,7 @@
 //! rooms below it, so the house keeps standing as it grows. The order, lowest first:
 //!
 //!   base (error, rng, cancel, memory, progress, options, lib) → slide → nets → data → features → learn →
-//!   eval → finetune, baseline → plot → script, cluster → repl → main, bench
+//!   eval → finetune, baseline → plot → script, cluster → repl, kernel → main, bench
 //!
 //! Rooms on one level above the base (finetune and baseline, script and cluster) may not import
 //! each other.
@@ -22,7 +22,7 @@ const LEVELS: &[&[&str]] = &[
     &["finetune", "baseline"],
     &["plot"],
     &["script", "cluster"],
-    &["repl"],
+    &["repl", "kernel"],
     &["main", "bench"],
 ];
 

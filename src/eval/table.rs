@@ -641,7 +641,8 @@ fn extension(path: &Path) -> Result<&'static str> {
 }
 
 /// Text made safe inside HTML.
-fn escape(s: &str) -> String {
+/// Escapes text for HTML.
+pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {

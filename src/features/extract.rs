@@ -459,6 +459,7 @@ fn compute_chunk(
         let precision = o.precision.unwrap_or(net.precision);
         let outs =
             tch::no_grad(|| autocast(device, precision, || net.forward_taps(&x, taps, false)));
+        crate::cancel::check()?;
         for (t, out) in outs.iter().enumerate() {
             let v = o
                 .reduce

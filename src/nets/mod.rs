@@ -439,7 +439,9 @@ impl Network {
         let mut out = Vec::with_capacity(taps.len());
         let mut y = x.shallow_clone();
         for s in &self.body.stages {
-            if out.len() == taps.len() {
+            // A stop request ends the pass between blocks (the caller checks the flag and
+            // discards the partial outputs): an interrupt need not wait for a whole batch.
+            if out.len() == taps.len() || crate::cancel::requested() {
                 break;
             }
             y = (s.run)(&y, train);
@@ -542,6 +544,7 @@ impl Network {
         let x = Tensor::zeros([1, 3, s, s], (tch::Kind::Float, self.device()));
         let taps = self.taps();
         let outs = tch::no_grad(|| self.forward_taps(&x, &taps, false));
+        crate::cancel::check()?;
         let shapes: Vec<String> = outs
             .iter()
             .map(|o| format!("{:?}", &o.size()[1..]))

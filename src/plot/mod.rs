@@ -1,7 +1,9 @@
 //! Charts as PNG or SVG (by the file's extension) with an embedded font, so no system font is
 //! needed: average-rank bars, RFE curves, importance shares, confusion matrices, ROC curves,
-//! fine-tuning curves, critical-difference diagrams, image grids and slide maps (thumbnail, tissue
-//! outline, tile grid, per-tile heatmap). Each returns the path written.
+//! fine-tuning curves, critical-difference diagrams and image grids. Each returns a [`Figure`]: the
+//! PNG bytes (and the SVG text when an `.svg` path was asked), written to the path when one is
+//! given, so a prompt prints the path and a notebook shows the picture. Slide maps (thumbnail, tissue
+//! outline, tile grid, per-tile heatmap) are written as PNG and return the path.
 
 use crate::error::{Error, Result};
 use crate::eval::results::Ranks;
@@ -30,33 +32,93 @@ fn font() {
     });
 }
 
-fn prepare(path: &Path) -> Result<PathBuf> {
+/// A rendered chart: PNG always, SVG when the path asked for it, and the file written if any.
+#[derive(Clone, Debug)]
+pub struct Figure {
+    pub width: u32,
+    pub height: u32,
+    pub png: Vec<u8>,
+    pub svg: Option<String>,
+    pub path: Option<PathBuf>,
+}
+
+impl std::fmt::Display for Figure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.path {
+            Some(p) => write!(f, "{}", p.display()),
+            None => write!(
+                f,
+                "figure {}×{} (not written to a file)",
+                self.width, self.height
+            ),
+        }
+    }
+}
+
+/// Encodes an RGB buffer as PNG.
+pub fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(rgb, width, height, image::ExtendedColorType::Rgb8)
+        .map_err(|e| crate::invalid!("plot: PNG encoding failed: {e}"))?;
+    Ok(out)
+}
+
+/// Checks the extension of `path` and creates its folder; true when SVG was asked.
+fn prepare(path: Option<&Path>) -> Result<bool> {
     font();
+    let Some(path) = path else { return Ok(false) };
+    let svg = match path.extension().and_then(|e| e.to_str()) {
+        Some("svg") => true,
+        Some("png") => false,
+        _ => return Err(Error::file(path, "plots are written as .png or .svg")),
+    };
     if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(d).map_err(|e| Error::file(d, e))?;
     }
-    Ok(path.to_path_buf())
+    Ok(svg)
 }
 
-/// Runs `$body` with `$root` bound to a PNG or SVG drawing area for `$path`.
+/// Runs `$body` with `$root` bound to an in-memory PNG drawing area (and an SVG one when `$path`
+/// ends in `.svg`), writes the file when a path is given and returns the [`Figure`].
 macro_rules! render {
     ($path:expr, $size:expr, |$root:ident| $body:block) => {{
-        let p = prepare($path)?;
-        let fail = |e: &dyn std::fmt::Display| Error::file(&p, format!("plot: {e}"));
-        match p.extension().and_then(|e| e.to_str()) {
-            Some("svg") => {
-                let $root = SVGBackend::new(&p, $size).into_drawing_area();
-                let r: std::result::Result<(), Box<dyn std::error::Error>> = (|| $body)();
-                r.map_err(|e| fail(&e))?;
-            }
-            Some("png") => {
-                let $root = BitMapBackend::new(&p, $size).into_drawing_area();
-                let r: std::result::Result<(), Box<dyn std::error::Error>> = (|| $body)();
-                r.map_err(|e| fail(&e))?;
-            }
-            _ => return Err(Error::file(&p, "plots are written as .png or .svg")),
+        let path: Option<&Path> = $path;
+        let want_svg = prepare(path)?;
+        let (w, h): (u32, u32) = $size;
+        let fail = |e: &dyn std::fmt::Display| match path {
+            Some(p) => Error::file(p, format!("plot: {e}")),
+            None => crate::invalid!("plot: {e}"),
+        };
+        let mut rgb = vec![255u8; (w * h * 3) as usize];
+        {
+            let $root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+            let r: std::result::Result<(), Box<dyn std::error::Error>> = (|| $body)();
+            r.map_err(|e| fail(&e))?;
         }
-        Ok(p)
+        let png = encode_png(&rgb, w, h)?;
+        let mut svg = None;
+        if want_svg {
+            let mut text = String::new();
+            {
+                let $root = SVGBackend::with_string(&mut text, (w, h)).into_drawing_area();
+                let r: std::result::Result<(), Box<dyn std::error::Error>> = (|| $body)();
+                r.map_err(|e| fail(&e))?;
+            }
+            svg = Some(text);
+        }
+        if let Some(p) = path {
+            let bytes = svg.as_ref().map_or(&png[..], |s| s.as_bytes());
+            std::fs::write(p, bytes).map_err(|e| Error::file(p, e))?;
+        }
+        Ok(Figure {
+            width: w,
+            height: h,
+            png,
+            svg,
+            path: path.map(Path::to_path_buf),
+        })
     }};
 }
 
@@ -116,7 +178,7 @@ where
 }
 
 /// Average ranks, best at the top, bars coloured by classifier (the paper's Figures 3, 4, 6–9).
-pub fn ranks(r: &Ranks, path: &Path) -> Result<PathBuf> {
+pub fn ranks(r: &Ranks, path: Option<&Path>) -> Result<Figure> {
     let mut sorted = r.sorted();
     sorted.reverse();
     let labels: Vec<String> = sorted.iter().map(|s| s.0.clone()).collect();
@@ -149,7 +211,7 @@ pub fn ranks(r: &Ranks, path: &Path) -> Result<PathBuf> {
 }
 
 /// A bar per label (importance shares and the like).
-pub fn bars(title: &str, labels: &[String], values: &[f64], path: &Path) -> Result<PathBuf> {
+pub fn bars(title: &str, labels: &[String], values: &[f64], path: Option<&Path>) -> Result<Figure> {
     let h = 120 + 28 * labels.len() as u32;
     render!(path, (800, h), |root| {
         hbars(&root, title, labels, values, &PALETTE, "share")
@@ -216,7 +278,7 @@ where
 }
 
 /// The RFE curve (CV score against the number of features) with k_min marked.
-pub fn rfe(curve: &[(usize, f64, f64)], k_min: usize, path: &Path) -> Result<PathBuf> {
+pub fn rfe(curve: &[(usize, f64, f64)], k_min: usize, path: Option<&Path>) -> Result<Figure> {
     let s = vec![(
         "CV score".to_string(),
         curve.iter().map(|c| (c.0 as f64, c.1)).collect(),
@@ -234,7 +296,7 @@ pub fn rfe(curve: &[(usize, f64, f64)], k_min: usize, path: &Path) -> Result<Pat
 }
 
 /// Fine-tuning curves: training and validation loss, validation score, per epoch.
-pub fn training(epochs: &[crate::nets::Epoch], path: &Path) -> Result<PathBuf> {
+pub fn training(epochs: &[crate::nets::Epoch], path: Option<&Path>) -> Result<Figure> {
     let s = vec![
         (
             "train loss".to_string(),
@@ -264,7 +326,7 @@ pub fn training(epochs: &[crate::nets::Epoch], path: &Path) -> Result<PathBuf> {
 }
 
 /// ROC curves: one for a binary problem, one per class (one-vs-rest) otherwise.
-pub fn roc(e: &Evaluation, path: &Path) -> Result<PathBuf> {
+pub fn roc(e: &Evaluation, path: Option<&Path>) -> Result<Figure> {
     let k = e.classes.len();
     let mut series = Vec::new();
     let classes: Vec<usize> = if k == 2 { vec![1] } else { (0..k).collect() };
@@ -311,7 +373,7 @@ pub fn roc(e: &Evaluation, path: &Path) -> Result<PathBuf> {
 }
 
 /// The confusion matrix as a heat map with counts.
-pub fn confusion(e: &Evaluation, path: &Path) -> Result<PathBuf> {
+pub fn confusion(e: &Evaluation, path: Option<&Path>) -> Result<Figure> {
     let k = e.classes.len();
     let max = e
         .confusion
@@ -376,7 +438,7 @@ pub fn confusion(e: &Evaluation, path: &Path) -> Result<PathBuf> {
 }
 
 /// A critical-difference diagram: methods on the average-rank axis, with the Nemenyi CD bar.
-pub fn critical_difference(r: &Ranks, cd: f64, path: &Path) -> Result<PathBuf> {
+pub fn critical_difference(r: &Ranks, cd: f64, path: Option<&Path>) -> Result<Figure> {
     let sorted = r.sorted();
     let k = r.methods.len() as f64;
     let h = 140 + 24 * sorted.len() as u32;
@@ -422,7 +484,7 @@ pub fn critical_difference(r: &Ranks, cd: f64, path: &Path) -> Result<PathBuf> {
 }
 
 /// A grid of `n` images of a dataset with their labels.
-pub fn image_grid(ds: &crate::data::Dataset, n: usize, path: &Path) -> Result<PathBuf> {
+pub fn image_grid(ds: &crate::data::Dataset, n: usize, path: Option<&Path>) -> Result<Figure> {
     let n = n.min(ds.len()).max(1);
     let cols = (n as f64).sqrt().ceil() as usize;
     let rows = n.div_ceil(cols);
@@ -479,15 +541,17 @@ pub struct SlideTile {
 
 /// A slide map as PNG: the thumbnail (`scale` = level-0 pixels per thumbnail pixel), the tissue
 /// outline in green, the tile grid in grey and scored tiles blended with a blue→red heat scale
-/// (scores scaled to their own min..max).
+/// (scores scaled to their own min..max); written to `path` (a .png) when given.
 pub fn slide_map(
     thumb: &crate::slide::Pixels,
     scale: (f64, f64),
     mask: Option<&crate::slide::tissue::Mask>,
     tiles: &[SlideTile],
-    path: &Path,
-) -> Result<PathBuf> {
-    let p = prepare(path)?;
+    path: Option<&Path>,
+) -> Result<Figure> {
+    if prepare(path)? {
+        return Err(Error::file(path.unwrap(), "slide maps are written as .png"));
+    }
     let rgb = thumb.to_rgb();
     let (w, h) = (rgb.width as usize, rgb.height as usize);
     let mut px = rgb.data;
@@ -560,12 +624,53 @@ pub fn slide_map(
             }
         }
     }
-    match p.extension().and_then(|e| e.to_str()) {
-        Some("png") => {
-            image::save_buffer(&p, &px, w as u32, h as u32, image::ExtendedColorType::Rgb8)
-                .map_err(|e| Error::file(&p, format!("plot: {e}")))?
-        }
-        _ => return Err(Error::file(&p, "slide maps are written as .png")),
+    let png = encode_png(&px, w as u32, h as u32)?;
+    if let Some(p) = path {
+        std::fs::write(p, &png).map_err(|e| Error::file(p, e))?;
     }
-    Ok(p)
+    Ok(Figure {
+        width: w as u32,
+        height: h as u32,
+        png,
+        svg: None,
+        path: path.map(Path::to_path_buf),
+    })
+}
+
+/// The kernel logo, `size` pixels square: a stained tissue disc with the letters "pl".
+pub fn logo(size: u32) -> Result<Vec<u8>> {
+    font();
+    let mut rgb = vec![255u8; (size * size * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (size, size)).into_drawing_area();
+        let r: Res = (|| {
+            let c = size as i32 / 2;
+            // Eosin pink cytoplasm, haematoxylin purple nuclei.
+            root.draw(&Circle::new(
+                (c, c),
+                c - 1,
+                RGBColor(231, 84, 128).mix(0.9).filled(),
+            ))?;
+            for (dx, dy, r) in [(-5, -6, 5), (6, -4, 4), (-2, 7, 4)] {
+                let s = size as i32;
+                root.draw(&Circle::new(
+                    (c + dx * s / 32, c + dy * s / 32),
+                    (r * s / 32).max(1),
+                    RGBColor(88, 44, 131).filled(),
+                ))?;
+            }
+            let style = ("sans-serif", size as f64 * 0.42)
+                .into_font()
+                .color(&WHITE)
+                .pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Center,
+                    plotters::style::text_anchor::VPos::Center,
+                ));
+            root.draw(&Text::new("pl", (c, c), style))?;
+            root.present()?;
+            Ok(())
+        })();
+        r.map_err(|e| crate::invalid!("logo: {e}"))?;
+    }
+    encode_png(&rgb, size, size)
 }

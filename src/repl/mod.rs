@@ -4,9 +4,11 @@
 
 mod complete;
 
-use crate::script::{self, show};
-use complete::{Known, PromptHelper};
-use rhai::{Dynamic, Engine, Scope};
+use crate::script::complete::{incomplete, Known};
+use crate::script::session::Session;
+use crate::script::show;
+use complete::PromptHelper;
+use rhai::Engine;
 use rustyline::error::ReadlineError;
 use rustyline::{Config, Editor};
 use std::cell::RefCell;
@@ -26,9 +28,7 @@ pub fn history_path() -> PathBuf {
 
 /// Runs the prompt until Ctrl-D.
 pub fn run() -> anyhow::Result<()> {
-    let engine = script::engine();
-    let mut scope = Scope::new();
-    let mut functions = rhai::AST::empty();
+    let mut session = Session::default();
     let known = Rc::new(RefCell::new(Known::default()));
     let mut rl: Editor<PromptHelper, rustyline::history::DefaultHistory> = Editor::with_config(
         Config::builder()
@@ -63,19 +63,15 @@ pub fn run() -> anyhow::Result<()> {
                 if input.is_empty() {
                     continue;
                 }
-                if input == "vars" {
-                    println!("{}", show::vars(&engine, &scope));
-                    continue;
-                }
-                if input == "help" {
-                    println!("{}", script::help::help(None));
+                if let Some(text) = session.command(input) {
+                    println!("{text}");
                     continue;
                 }
                 if input == "exit" || input == "quit" {
                     break;
                 }
-                evaluate(&engine, &mut scope, &mut functions, input);
-                known.borrow_mut().refresh(&engine, &scope);
+                evaluate(&mut session, input);
+                known.borrow_mut().refresh(&session.engine, &session.scope);
             }
             Err(ReadlineError::Interrupted) => println!("(Ctrl-C: input cleared; Ctrl-D leaves)"),
             Err(ReadlineError::Eof) => break,
@@ -92,7 +88,7 @@ fn read_statement(
 ) -> rustyline::Result<String> {
     let parser = Engine::new_raw();
     let mut text = rl.readline("patholab> ")?;
-    while complete::incomplete(&parser, &text) {
+    while incomplete(&parser, &text) {
         let more = rl.readline("     ...> ")?;
         text.push('\n');
         text.push_str(&more);
@@ -101,21 +97,10 @@ fn read_statement(
 }
 
 /// Runs one input at the prompt; errors are printed with a caret and every variable survives.
-/// Functions defined at the prompt are kept in `functions` for later inputs.
-pub fn evaluate(engine: &Engine, scope: &mut Scope, functions: &mut rhai::AST, input: &str) {
-    crate::cancel::reset();
-    match engine.compile_with_scope(scope, input) {
-        Err(e) => println!("{}", script::format_at(&e.0.to_string(), e.1, input, None)),
-        Ok(ast) => match {
-            *functions = functions.merge(&ast.clone_functions_only());
-            let program = functions.merge(&ast);
-            script::limits::guarded(|| engine.eval_ast_with_scope::<Dynamic>(scope, &program))
-        } {
-            Ok(v) if v.is_unit() => {}
-            Ok(v) => println!("{}", show::show(engine, &v)),
-            Err(e) => println!("{}", script::format_error(&e, input, None)),
-        },
+pub fn evaluate(session: &mut Session, input: &str) {
+    match session.eval(input) {
+        Ok(v) if v.is_unit() => {}
+        Ok(v) => println!("{}", show::show(&session.engine, &v)),
+        Err(f) => println!("{}", f.report),
     }
-    crate::cancel::reset();
-    crate::memory::release();
 }

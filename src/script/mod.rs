@@ -3,6 +3,7 @@
 //! conversion from library errors to script errors. This layer only adapts the library.
 
 pub mod baseline;
+pub mod complete;
 pub mod convert;
 pub mod data;
 pub mod evaluation;
@@ -14,6 +15,7 @@ pub mod networks;
 pub mod plots;
 pub mod registry;
 pub mod run;
+pub mod session;
 pub mod show;
 pub mod slides;
 pub mod stain;
@@ -68,6 +70,7 @@ pub fn register(engine: &mut Engine) -> Vec<Doc> {
         ("tables", tables::register),
         ("plots", plots::register),
         ("slides", slides::register),
+        ("prompt", show::declare),
     ];
     for (topic, family) in families {
         family(&mut Api::new(engine, &mut docs, topic));

@@ -1,5 +1,6 @@
-//! Script bindings of the `plot` room: every chart is written as PNG or SVG (by the path's
-//! extension) and the function returns the path.
+//! Script bindings of the `plot` room: every chart returns a `Figure` (PNG bytes, SVG text when an
+//! `.svg` path was asked). Given a path, the file is written and the prompt prints the path; a
+//! notebook shows the picture inline either way.
 
 use super::data::DatasetRef;
 use super::evaluation::{importance_share, ResultsRef};
@@ -9,78 +10,150 @@ use super::{to_rhai, RResult};
 use crate::eval::Evaluation;
 use crate::learn::rfe::RfeResult;
 use crate::learn::Model;
-use std::path::PathBuf;
+use crate::plot::Figure;
+use std::path::Path;
 
-fn written(r: crate::Result<PathBuf>) -> RResult<String> {
-    r.map(|p| p.display().to_string()).map_err(to_rhai)
+fn drawn(r: crate::Result<Figure>) -> RResult<Figure> {
+    r.map_err(to_rhai)
 }
 
-/// Registers the plots.
+fn ranks(r: &ResultsRef, p: Option<&Path>) -> RResult<Figure> {
+    let ranks = r.borrow().ranks().map_err(to_rhai)?;
+    drawn(crate::plot::ranks(&ranks, p))
+}
+
+fn cd(r: &ResultsRef, p: Option<&Path>) -> RResult<Figure> {
+    let ranks = r.borrow().ranks().map_err(to_rhai)?;
+    let cd = ranks.friedman().map_err(to_rhai)?.critical_difference;
+    drawn(crate::plot::critical_difference(&ranks, cd, p))
+}
+
+fn importance(m: &Model, by: &str, p: Option<&Path>) -> RResult<Figure> {
+    let (labels, values) = importance_share(m, by)?;
+    drawn(crate::plot::bars(
+        &format!("importance by {by}"),
+        &labels,
+        &values,
+        p,
+    ))
+}
+
+/// Registers the plots: each with a path (written, .png or .svg) and without (shown only).
 pub fn register(api: &mut Api) {
+    api.engine().register_type_with_name::<Figure>("Figure");
     api.func(
-        "plot_ranks(r: Results, path: String) -> String",
+        "plot_ranks(r: Results, path: String) -> Figure",
         "Average-rank bars coloured by classifier (.png or .svg).",
         r#"plot_ranks(r, "ranks.png")"#,
-        |r: ResultsRef, p: &str| {
-            let ranks = r.borrow().ranks().map_err(to_rhai)?;
-            written(crate::plot::ranks(&ranks, p.as_ref()))
-        },
+        |r: ResultsRef, p: &str| ranks(&r, Some(p.as_ref())),
     );
     api.func(
-        "plot_cd(r: Results, path: String) -> String",
+        "plot_ranks(r: Results) -> Figure",
+        "Average-rank bars, shown (in a notebook) and not written.",
+        "plot_ranks(r)",
+        |r: ResultsRef| ranks(&r, None),
+    );
+    api.func(
+        "plot_cd(r: Results, path: String) -> Figure",
         "Critical-difference diagram (Friedman + Nemenyi).",
         r#"plot_cd(r, "cd.svg")"#,
-        |r: ResultsRef, p: &str| {
-            let ranks = r.borrow().ranks().map_err(to_rhai)?;
-            let cd = ranks.friedman().map_err(to_rhai)?.critical_difference;
-            written(crate::plot::critical_difference(&ranks, cd, p.as_ref()))
-        },
+        |r: ResultsRef, p: &str| cd(&r, Some(p.as_ref())),
     );
     api.func(
-        "plot_rfe(sel: RfeResult, path: String) -> String",
+        "plot_cd(r: Results) -> Figure",
+        "Critical-difference diagram, shown and not written.",
+        "plot_cd(r)",
+        |r: ResultsRef| cd(&r, None),
+    );
+    api.func(
+        "plot_rfe(sel: RfeResult, path: String) -> Figure",
         "The RFE curve with k_min marked.",
         r#"plot_rfe(sel, "rfe.png")"#,
-        |r: RfeResult, p: &str| written(crate::plot::rfe(&r.curve, r.k_min, p.as_ref())),
+        |r: RfeResult, p: &str| drawn(crate::plot::rfe(&r.curve, r.k_min, Some(p.as_ref()))),
     );
     api.func(
-        "plot_confusion(e: Evaluation, path: String) -> String",
+        "plot_rfe(sel: RfeResult) -> Figure",
+        "The RFE curve, shown and not written.",
+        "plot_rfe(sel)",
+        |r: RfeResult| drawn(crate::plot::rfe(&r.curve, r.k_min, None)),
+    );
+    api.func(
+        "plot_confusion(e: Evaluation, path: String) -> Figure",
         "The confusion matrix as a heat map.",
         r#"plot_confusion(evaluate(m, test), "confusion.png")"#,
-        |ev: Evaluation, p: &str| written(crate::plot::confusion(&ev, p.as_ref())),
+        |ev: Evaluation, p: &str| drawn(crate::plot::confusion(&ev, Some(p.as_ref()))),
     );
     api.func(
-        "plot_roc(e: Evaluation, path: String) -> String",
+        "plot_confusion(e: Evaluation) -> Figure",
+        "The confusion matrix, shown and not written.",
+        "plot_confusion(evaluate(m, test))",
+        |ev: Evaluation| drawn(crate::plot::confusion(&ev, None)),
+    );
+    api.func(
+        "plot_roc(e: Evaluation, path: String) -> Figure",
         "ROC curve(s): binary, or one per class.",
         r#"plot_roc(evaluate(m, test), "roc.png")"#,
-        |ev: Evaluation, p: &str| written(crate::plot::roc(&ev, p.as_ref())),
+        |ev: Evaluation, p: &str| drawn(crate::plot::roc(&ev, Some(p.as_ref()))),
     );
     api.func(
-        "plot_curve(ft: Network, path: String) -> String",
+        "plot_roc(e: Evaluation) -> Figure",
+        "ROC curve(s), shown and not written.",
+        "plot_roc(evaluate(m, test))",
+        |ev: Evaluation| drawn(crate::plot::roc(&ev, None)),
+    );
+    api.func(
+        "plot_curve(ft: Network, path: String) -> Figure",
         "Fine-tuning curves per epoch.",
         r#"plot_curve(ft, "curve.png")"#,
-        |n: Net, p: &str| written(crate::plot::training(&n.curve, p.as_ref())),
+        |n: Net, p: &str| drawn(crate::plot::training(&n.curve, Some(p.as_ref()))),
     );
     api.func(
-        "plot_importance(m: Model, by: String, path: String) -> String",
+        "plot_curve(ft: Network) -> Figure",
+        "Fine-tuning curves, shown and not written.",
+        "plot_curve(ft)",
+        |n: Net| drawn(crate::plot::training(&n.curve, None)),
+    );
+    api.func(
+        "plot_importance(m: Model, by: String, path: String) -> Figure",
         "Importance share by \"network\" or \"tap\" (the paper's Figure 5).",
         r#"plot_importance(fit(extra_trees(#{ n_trees: 10 }), train), "tap", "importance.png")"#,
-        |m: Model, by: &str, p: &str| {
-            let (labels, values) = importance_share(&m, by)?;
-            written(crate::plot::bars(
-                &format!("importance by {by}"),
-                &labels,
-                &values,
-                p.as_ref(),
+        |m: Model, by: &str, p: &str| importance(&m, by, Some(p.as_ref())),
+    );
+    api.func(
+        "plot_importance(m: Model, by: String) -> Figure",
+        "Importance share by \"network\" or \"tap\", shown and not written.",
+        r#"plot_importance(fit(extra_trees(#{ n_trees: 10 }), train), "network")"#,
+        |m: Model, by: &str| importance(&m, by, None),
+    );
+    api.method(
+        "Dataset",
+        "data.show(n: int, path: String) -> Figure",
+        "A grid of n images with their labels.",
+        r#"data.show(8, "grid.png")"#,
+        |d: &mut DatasetRef, n: i64, p: &str| {
+            drawn(crate::plot::image_grid(
+                d,
+                n.max(1) as usize,
+                Some(p.as_ref()),
             ))
         },
     );
     api.method(
         "Dataset",
-        "data.show(n: int, path: String) -> String",
-        "A grid of n images with their labels.",
-        r#"data.show(8, "grid.png")"#,
-        |d: &mut DatasetRef, n: i64, p: &str| {
-            written(crate::plot::image_grid(d, n.max(1) as usize, p.as_ref()))
+        "data.show(n: int) -> Figure",
+        "A grid of n images with their labels, shown and not written.",
+        "data.show(4)",
+        |d: &mut DatasetRef, n: i64| drawn(crate::plot::image_grid(d, n.max(1) as usize, None)),
+    );
+    api.getter(
+        "Figure",
+        "fig.path -> String",
+        "The file the figure was written to (unit when none).",
+        r#"plot_rfe(sel, "rfe.svg").path"#,
+        |f: &mut Figure| {
+            f.path
+                .as_ref()
+                .map_or(rhai::Dynamic::UNIT, |p| p.display().to_string().into())
         },
     );
 }

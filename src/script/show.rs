@@ -1,5 +1,7 @@
-//! How values look at the prompt: each type prints its library summary, tables print as polars
-//! prints them.
+//! How values look, in one place: at the prompt each type prints its library summary and tables
+//! print as polars prints them; in a notebook ([`rich`]) tables, results, evaluations, datasets and
+//! feature sets are also HTML tables and figures are pictures. `display(x)` shows a value in the
+//! middle of a cell (at the prompt it prints what the prompt would).
 
 use super::baseline::EtFlFitted;
 use super::data::{DatasetRef, Image};
@@ -15,7 +17,9 @@ use crate::features::pca::Pca;
 use crate::features::FeatureSet;
 use crate::learn::rfe::{Rfe, RfeResult};
 use crate::learn::Model;
-use rhai::{Dynamic, Engine, Scope};
+use crate::plot::Figure;
+use rhai::{Dynamic, Engine, NativeCallContext, Scope};
+use std::cell::RefCell;
 
 /// Registers `to_string` and `to_debug` (what `print` and the prompt show) for every type.
 pub fn register(e: &mut Engine) {
@@ -89,6 +93,7 @@ pub fn register(e: &mut Engine) {
         p.k,
         100.0 * p.explained_variance_ratio.iter().sum::<f64>()
     ));
+    show!(Figure, |f: &mut Figure| f.to_string());
     show!(EtFlFitted, |m: &mut EtFlFitted| format!(
         "ET-FL model: {} leaves",
         m.model.n_leaves()
@@ -137,4 +142,149 @@ pub fn vars(engine: &Engine, scope: &Scope) -> String {
     } else {
         lines.join("\n")
     }
+}
+
+/// A value as a front end can show it: always text, and HTML or a picture where the type has one.
+#[derive(Clone, Debug, Default)]
+pub struct Rich {
+    pub plain: String,
+    pub html: Option<String>,
+    pub png: Option<Vec<u8>>,
+    pub svg: Option<String>,
+}
+
+/// Rows of a table shown in HTML before "… n more rows".
+const HTML_ROWS: usize = 50;
+
+/// The text of `v` (what the prompt prints) and its HTML table or picture when it has one.
+pub fn rich(engine: &Engine, v: &Dynamic) -> Rich {
+    let mut r = Rich {
+        plain: show(engine, v),
+        ..Rich::default()
+    };
+    if let Some(f) = v.read_lock::<Figure>() {
+        r.png = Some(f.png.clone());
+        r.svg = f.svg.clone();
+    } else if let Some(t) = v.read_lock::<Table>() {
+        r.html = t.to_html(HTML_ROWS).ok();
+    } else if let Some(res) = v.read_lock::<ResultsRef>() {
+        let frame = res.borrow().frame().ok();
+        r.html = frame.and_then(|f| {
+            Table::from(f)
+                .to_html(HTML_ROWS)
+                .ok()
+                .map(|t| format!("<p>Results: {} rows</p>\n{t}", res.borrow().rows.len()))
+        });
+    } else if let Some(e) = v.read_lock::<Evaluation>() {
+        r.html = Some(evaluation_html(&e));
+    } else if let Some(d) = v.read_lock::<DatasetRef>() {
+        r.html = Some(dataset_html(&d));
+    } else if let Some(f) = v.read_lock::<FeatureSet>() {
+        r.html = Some(features_html(&f));
+    }
+    r
+}
+
+thread_local! {
+    /// Where `display(x)` sends values on this thread; None: print them.
+    static DISPLAY: RefCell<Option<Box<dyn Fn(Rich)>>> = const { RefCell::new(None) };
+}
+
+/// Makes `display(x)` on this thread hand its value to `sink` (a notebook kernel does this).
+pub fn set_display(sink: Box<dyn Fn(Rich)>) {
+    DISPLAY.with(|d| *d.borrow_mut() = Some(sink));
+}
+
+/// Registers `display`.
+pub fn declare(api: &mut super::registry::Api) {
+    api.func(
+        "display(value: any) -> ()",
+        "Shows a value now: in a notebook as a table or picture, at the prompt as its text.",
+        "display(small)",
+        |ctx: NativeCallContext, v: Dynamic| {
+            let r = rich(ctx.engine(), &v);
+            DISPLAY.with(|d| match &*d.borrow() {
+                Some(sink) => sink(r),
+                None => println!("{}", r.plain),
+            });
+        },
+    );
+}
+
+use crate::eval::table::escape;
+
+fn evaluation_html(e: &Evaluation) -> String {
+    let mut s = format!(
+        "<p>accuracy {:.4} · balanced accuracy {:.4} · {} {}</p>\n",
+        e.accuracy,
+        e.balanced_accuracy,
+        if e.classes.len() == 2 {
+            "ROC AUC"
+        } else {
+            "macro OvR AUC"
+        },
+        e.auc.map_or("n/a".to_string(), |a| format!("{a:.4}"))
+    );
+    if !e.note.is_empty() {
+        s += &format!("<p>note: {}</p>\n", escape(&e.note));
+    }
+    s += "<table class=\"patholab-confusion\">\n<thead><tr><th>true \\ predicted</th>";
+    for c in &e.classes {
+        s += &format!("<th>{}</th>", escape(c));
+    }
+    s += "<th>recall</th></tr></thead>\n<tbody>\n";
+    for (i, row) in e.confusion.iter().enumerate() {
+        s += &format!("<tr><th>{}</th>", escape(&e.classes[i]));
+        for v in row {
+            s += &format!("<td>{v}</td>");
+        }
+        let recall = e.recalls.get(i).copied().flatten();
+        s += &format!(
+            "<td>{}</td></tr>\n",
+            recall.map_or("n/a".to_string(), |r| format!("{r:.3}"))
+        );
+    }
+    s + "</tbody>\n</table>"
+}
+
+fn dataset_html(d: &crate::data::Dataset) -> String {
+    let mut s = format!(
+        "<p>{}</p>\n<table class=\"patholab-dataset\">\n<thead><tr><th>class</th><th>images</th><th>slides</th></tr></thead>\n<tbody>\n",
+        escape(&d.describe())
+    );
+    for (c, name) in d.classes.iter().enumerate() {
+        let items = d.items.iter().filter(|i| i.label == c);
+        let n = items.clone().count();
+        let slides = items
+            .map(|i| &i.slide)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        s += &format!(
+            "<tr><td>{}</td><td>{n}</td><td>{slides}</td></tr>\n",
+            escape(name)
+        );
+    }
+    s + "</tbody>\n</table>"
+}
+
+fn features_html(f: &FeatureSet) -> String {
+    let mut s = format!(
+        "<p>{}</p>\n<table class=\"patholab-features\">\n<thead><tr><th>network</th><th>tap</th><th>features</th></tr></thead>\n<tbody>\n",
+        escape(&f.describe())
+    );
+    let mut groups: Vec<(String, String, usize)> = Vec::new();
+    for c in f.columns.iter() {
+        match groups.last_mut() {
+            Some(g) if g.0 == c.network && g.1 == c.tap => g.2 += 1,
+            _ => groups.push((c.network.clone(), c.tap.clone(), 1)),
+        }
+    }
+    for (net, tap, n) in groups {
+        s += &format!(
+            "<tr><td>{}</td><td>{}</td><td>{n}</td></tr>\n",
+            escape(&net),
+            escape(&tap)
+        );
+    }
+    s + "</tbody>\n</table>"
 }

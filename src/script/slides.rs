@@ -52,7 +52,7 @@ fn tiles_at(p: &str, o: &TilesOptions) -> RResult<DatasetRef> {
 }
 
 /// `plot_slide`'s map: the mask (a TissueMask, or true to compute one), tiles, scores, max_side.
-fn plot_slide(s: &SlideRef, m: &Map, path: &str) -> RResult<String> {
+fn plot_slide(s: &SlideRef, m: &Map, path: &str) -> RResult<crate::plot::Figure> {
     for k in m.keys() {
         if !["mask", "tiles", "scores", "max_side"].contains(&k.as_str()) {
             return Err(format!(
@@ -120,9 +120,14 @@ fn plot_slide(s: &SlideRef, m: &Map, path: &str) -> RResult<String> {
             });
         }
     }
-    crate::plot::slide_map(&thumb, scale, mask.as_deref(), &cells, Path::new(path))
-        .map(|p| p.display().to_string())
-        .map_err(to_rhai)
+    crate::plot::slide_map(
+        &thumb,
+        scale,
+        mask.as_deref(),
+        &cells,
+        Some(Path::new(path)),
+    )
+    .map_err(to_rhai)
 }
 
 /// Slide pixels as the script's one image type (RGB; transparent areas over white).
@@ -358,7 +363,7 @@ pub fn register(api: &mut Api) {
         },
     );
     api.func(
-        "plot_slide(s: Slide, options: Map, path: String) -> String",
+        "plot_slide(s: Slide, options: Map, path: String) -> Figure",
         "A PNG map of the slide: thumbnail (max_side, default 1024), tissue outline (mask: a TissueMask or true),\nthe tiles of a tile Dataset that lie on this slide (tiles) and a heatmap of their scores (scores: m.predict_tiles).",
         r#"let s = slide("demo"); plot_slide(s, #{ mask: true, tiles: tiles(s, #{ size: 112 }) }, "slide.png")"#,
         |s: SlideRef, m: Map, p: &str| plot_slide(&s, &m, p),
