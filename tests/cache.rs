@@ -2,6 +2,8 @@
 //! images, chunk files, bytes) and `cache_clear()` removes it; features computed in shards equal,
 //! value for value, features computed in one run.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -37,18 +39,7 @@ fn walk(p: &Path) -> Vec<PathBuf> {
 
 /// Images computed (not read from the cache), from the `features:` line on stderr.
 fn computed(log: &str) -> usize {
-    let l = log
-        .lines()
-        .find(|l| l.starts_with("features:"))
-        .unwrap_or_else(|| panic!("no features line in {log}"));
-    l.split('(')
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    common::counters(log)[0]
 }
 
 const FEATURES: &str = r#"network("efficientnet_lite0").features(dataset("demo:kather"), #{ taps: ["_blocks.9", "last"], batch: 8, chunk: 8"#;

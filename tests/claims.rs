@@ -3,6 +3,8 @@
 //! chunk in all) and each gets the matrix of a single run byte for byte; a SIGKILLed process's
 //! claims are taken over by the next one.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -77,20 +79,10 @@ fn log(o: &Output) -> String {
     )
 }
 
-/// The counters of the `features:` line: (computed here, from cache, computed elsewhere).
+/// The counters of a log's `features:` line: (computed here, from cache, computed elsewhere).
 fn counters(log: &str) -> (usize, usize, usize) {
-    let l = log
-        .lines()
-        .find(|l| l.starts_with("features:"))
-        .unwrap_or_else(|| panic!("no features line in {log}"));
-    let nums: Vec<usize> = l
-        .split('(')
-        .nth(1)
-        .unwrap()
-        .split(", ")
-        .map(|p| p.split(' ').next().unwrap().parse().unwrap())
-        .collect();
-    (nums[0], nums[1], nums[2])
+    let n = common::counters(log);
+    (n[0], n[1], n[2])
 }
 
 /// The matrix of one process alone on an empty cache.

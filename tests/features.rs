@@ -1,6 +1,8 @@
 //! Feature extraction: equality with the Python reference, the cache (second call computes
 //! nothing, new images only), crash safety under SIGKILL, and shards.
 
+mod common;
+
 use patholab::data::{Dataset, OpenOptions};
 use patholab::features::extract::{extract, ExtractOptions, Reduce};
 use patholab::nets::{NetOptions, Network};
@@ -54,18 +56,7 @@ fn run_features(cache: &Path, extra: &str) -> (bool, String) {
 }
 
 fn computed(log: &str) -> usize {
-    let l = log
-        .lines()
-        .find(|l| l.starts_with("features:"))
-        .unwrap_or_else(|| panic!("no features line in {log}"));
-    l.split('(')
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    common::counters(log)[0]
 }
 
 #[test]

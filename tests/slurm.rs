@@ -8,6 +8,8 @@
 //! Without SLURM (and no way to install it) the test fails under CI (`CI` set) and says loudly
 //! that it did not run elsewhere.
 
+mod common;
+
 use patholab::features::extract::shard_of;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -223,18 +225,8 @@ print(`saved ${f.dims()}`);
 
 /// The counters of a log's `features:` line: (computed here, from cache, computed elsewhere).
 fn counters(log: &str) -> (usize, usize, usize) {
-    let l = log
-        .lines()
-        .find(|l| l.starts_with("features:"))
-        .unwrap_or_else(|| panic!("no features line in:\n{log}"));
-    let nums: Vec<usize> = l
-        .split('(')
-        .nth(1)
-        .unwrap()
-        .split(", ")
-        .map(|p| p.split(' ').next().unwrap().parse().unwrap())
-        .collect();
-    (nums[0], nums[1], nums[2])
+    let n = common::counters(log);
+    (n[0], n[1], n[2])
 }
 
 /// Every image hash in the chunk files of a cache, with repeats.

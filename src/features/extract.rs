@@ -493,12 +493,8 @@ mod tests {
 
     fn item(slide: &str) -> Item {
         Item {
-            path: "tile.png".into(),
-            label: 0,
             slide: slide.into(),
-            split: None,
-            width: 1,
-            height: 1,
+            ..Item::file(std::path::Path::new("tile.png"))
         }
     }
 

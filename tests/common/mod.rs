@@ -37,3 +37,19 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+
+/// The counters of the first `features:` line of a log: computed here, from the cache, and (when
+/// another process shares the cache) computed elsewhere.
+pub fn counters(log: &str) -> Vec<usize> {
+    let l = log
+        .lines()
+        .find(|l| l.starts_with("features:"))
+        .unwrap_or_else(|| panic!("no features line in:\n{log}"));
+    l.split('(')
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(')')
+        .split(", ")
+        .map(|p| p.split(' ').next().unwrap().parse().unwrap())
+        .collect()
+}
