@@ -296,12 +296,16 @@ pub fn extract(net: &Network, ds: &Dataset, o: &ExtractOptions) -> Result<Featur
     fs.waited = counts.waited;
     fs.input_wait = counts.input_wait.as_secs_f64();
     if !o.quiet {
+        // Other processes are named only when some shared the work.
+        let others = match counts.waited {
+            0 => String::new(),
+            n => format!(", {n} computed by other processes"),
+        };
         eprintln!(
-            "features: {} images × {d} ({} computed, {} from cache, {} computed by other processes)",
+            "features: {} images × {d} ({} computed, {} from cache{others})",
             rows.len(),
             counts.computed,
             rows.len() - counts.computed - counts.waited,
-            counts.waited
         );
     }
     Ok(fs)

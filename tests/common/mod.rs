@@ -38,8 +38,8 @@ pub fn text(o: &Output) -> String {
     )
 }
 
-/// The counters of the first `features:` line of a log: computed here, from the cache, and (when
-/// another process shares the cache) computed elsewhere.
+/// The counters of the first `features:` line of a log: computed here, from the cache, and
+/// computed by other processes sharing the cache (0 when the line does not name them).
 pub fn counters(log: &str) -> Vec<usize> {
     let l = log
         .lines()
@@ -51,5 +51,7 @@ pub fn counters(log: &str) -> Vec<usize> {
         .trim_end_matches(')')
         .split(", ")
         .map(|p| p.split(' ').next().unwrap().parse().unwrap())
+        .chain(std::iter::repeat(0))
+        .take(3)
         .collect()
 }
