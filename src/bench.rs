@@ -88,9 +88,25 @@ pub fn run(args: &[String]) -> Result<String> {
             json!({ "tiles": n, "seconds": t0.elapsed().as_secs_f64() })
         }
         // Feature extraction with random weights at a tap, computing every image (fresh cache).
+        // `extract IMG NET TAP [precision] [device] [batch]`; on CUDA one batch of random pixels
+        // runs first (cuDNN picks its kernels), outside the timing.
         "extract" => {
             let ds = open(a(1)?)?;
-            let net = random_net(a(2)?)?;
+            let device = crate::parse_device(args.get(5).map_or("cpu", String::as_str))?;
+            let batch: usize = match args.get(6) {
+                Some(b) => b
+                    .parse()
+                    .map_err(|_| Error::Invalid(format!("bench extract: batch {b:?}")))?,
+                None => 32,
+            };
+            let mut net = random_net(a(2)?)?;
+            if device.is_cuda() {
+                net = net.duplicate(device)?;
+            }
+            // `true`/`false` overrides the network's channels-last default.
+            if let Some(c) = args.get(7).filter(|c| *c != "auto") {
+                net.channels_last = c == "true";
+            }
             let precision =
                 match args.get(4) {
                     Some(p) => Some(serde_json::from_value(json!(p)).map_err(|e| {
@@ -100,15 +116,27 @@ pub fn run(args: &[String]) -> Result<String> {
                 };
             let o = ExtractOptions {
                 taps: crate::options::Names(vec![a(3)?.to_string()]),
-                batch: 32,
+                batch,
                 quiet: true,
                 precision,
                 ..Default::default()
             };
+            if device.is_cuda() {
+                let s = net.spec.input_size;
+                let x = tch::Tensor::randn([batch as i64, 3, s, s], (tch::Kind::Float, device));
+                let taps = net.resolve_taps(&o.taps.0)?;
+                let p = precision.unwrap_or(net.precision);
+                tch::no_grad(|| {
+                    crate::nets::precision::autocast(device, p, || {
+                        net.forward_taps(&x, &taps, false)
+                    })
+                });
+                tch::Cuda::synchronize(0);
+            }
             let t0 = Instant::now();
             let f = extract(&net, &ds, &o)?;
             let secs = t0.elapsed().as_secs_f64();
-            json!({ "images": f.n, "computed": f.computed, "seconds": secs, "input_wait": f.input_wait, "features": f.d, "preprocess": format!("{:?}", preprocess_for(&net)) })
+            json!({ "images": f.n, "computed": f.computed, "seconds": secs, "input_wait": f.input_wait, "features": f.d, "preprocess": format!("{:?}", preprocess_for(&net)), "device": format!("{device:?}"), "batch": batch, "channels_last": net.channels_last })
         }
         // Forward passes alone, on random inputs: `forward NET TAP BATCH REPS`.
         "forward" => {

@@ -35,16 +35,80 @@ pub fn home_cache() -> std::path::PathBuf {
     home.join(".cache/patholab")
 }
 
-/// Parses `"cpu"`, `"cuda"` or `"cuda:N"`.
+/// Parses `"cpu"`, `"cuda"` or `"cuda:N"`; a CUDA device must exist.
 pub fn parse_device(s: &str) -> Result<tch::Device> {
-    match s {
-        "cpu" => Ok(tch::Device::Cpu),
-        "cuda" => Ok(tch::Device::Cuda(0)),
-        _ => match s.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
-            Some(n) => Ok(tch::Device::Cuda(n)),
-            None => Err(Error::Invalid(format!(
-                "unknown device {s:?} (cpu, cuda, cuda:N)"
-            ))),
-        },
+    let n = match s {
+        "cpu" => return Ok(tch::Device::Cpu),
+        "cuda" => 0,
+        _ => s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| Error::Invalid(format!("unknown device {s:?} (cpu, cuda, cuda:N)")))?,
+    };
+    let count = cuda_devices()
+        .map_err(|why| Error::Invalid(format!("device {s:?}: CUDA is not available ({why})")))?;
+    if n >= count {
+        return Err(Error::Invalid(format!(
+            "device {s:?}: this machine has {count} CUDA device(s)"
+        )));
+    }
+    Ok(tch::Device::Cuda(n))
+}
+
+/// The number of CUDA devices, or why there are none. The binary links only libtorch's CPU
+/// library, so CUDA's kernels register when `libtorch_cuda.so` is loaded: that happens here,
+/// once, and only where an NVIDIA driver is present (machines without one pay nothing).
+pub fn cuda_devices() -> std::result::Result<usize, String> {
+    static STATE: std::sync::OnceLock<std::result::Result<usize, String>> =
+        std::sync::OnceLock::new();
+    STATE
+        .get_or_init(|| {
+            let driver = ["/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0"];
+            if !driver.iter().any(|p| std::path::Path::new(p).exists()) {
+                return Err("no NVIDIA driver on this machine".into());
+            }
+            // SAFETY: dlopen with a valid C string; the handle is kept for the life of the process
+            // (libtorch's CUDA kernels stay registered).
+            let h = unsafe {
+                libc::dlopen(
+                    c"libtorch_cuda.so".as_ptr(),
+                    libc::RTLD_NOW | libc::RTLD_GLOBAL,
+                )
+            };
+            if h.is_null() {
+                // SAFETY: dlerror returns null or a C string valid until the next dl call.
+                let why = unsafe { libc::dlerror() };
+                let why = if why.is_null() {
+                    "unknown error".into()
+                } else {
+                    unsafe { std::ffi::CStr::from_ptr(why) }
+                        .to_string_lossy()
+                        .into_owned()
+                };
+                return Err(format!("libtorch_cuda.so did not load: {why}"));
+            }
+            match tch::Cuda::device_count() {
+                0 => Err("libtorch sees no CUDA device".into()),
+                n => {
+                    // "fp32" means fp32: cuDNN would otherwise run fp32 convolutions in TF32
+                    // (libtorch's default), 1e-3 away from the CPU's features.
+                    // SAFETY: libtorch's global context lives for the process; the member
+                    // function takes it as its first argument (Itanium C++ ABI) and a bool.
+                    unsafe { tf32::set_allow_cudnn(tf32::global_context(), false) };
+                    Ok(n as usize)
+                }
+            }
+        })
+        .clone()
+}
+
+/// libtorch's switch for TF32 in cuDNN, by its C++ symbol names (libtorch is pinned, the symbols
+/// are checked at link time; see nets/precision.rs for the same approach to autocast).
+mod tf32 {
+    extern "C" {
+        #[link_name = "_ZN2at13globalContextEv"]
+        pub fn global_context() -> *mut std::ffi::c_void;
+        #[link_name = "_ZN2at7Context17setAllowTF32CuDNNEb"]
+        pub fn set_allow_cudnn(context: *mut std::ffi::c_void, allow: bool);
     }
 }

@@ -164,10 +164,9 @@ fn main() -> ExitCode {
         println!("libtorch {}", env!("PATHOLAB_LIBTORCH_VERSION"));
         println!(
             "CUDA {}",
-            if tch::Cuda::is_available() {
-                format!("available ({} device(s))", tch::Cuda::device_count())
-            } else {
-                "not available".into()
+            match patholab::cuda_devices() {
+                Ok(n) => format!("available ({n} device(s))"),
+                Err(why) => format!("not available ({why})"),
             }
         );
         Ok(())

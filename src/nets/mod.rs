@@ -73,6 +73,9 @@ pub struct NetOptions {
     pub strict: bool,
     /// The precision features are extracted in unless `features` says otherwise.
     pub precision: precision::Precision,
+    /// Convolutions on channels-last (NHWC) inputs; `None` decides by family and device
+    /// ([`channels_last_default`]).
+    pub channels_last: Option<bool>,
 }
 
 impl Default for NetOptions {
@@ -82,6 +85,7 @@ impl Default for NetOptions {
             device: Device::Cpu,
             strict: true,
             precision: precision::Precision::Fp32,
+            channels_last: None,
         }
     }
 }
@@ -99,6 +103,9 @@ crate::options! {
         strict: bool = true,
         /// Precision of feature extraction: "fp32", "bf16" or "fp16" (autocast; part of the cache key).
         precision: precision::Precision = precision::Precision::Fp32,
+        /// Convolutions on channels-last (NHWC) inputs; () decides by family and device, as
+        /// measured (on CUDA for CNNs). Same numbers up to rounding; not part of the cache key.
+        channels_last: Option<bool> = None,
     }
 }
 
@@ -114,6 +121,7 @@ impl NetworkOptions {
             device: crate::parse_device(&self.device)?,
             strict: self.strict,
             precision: self.precision,
+            channels_last: self.channels_last,
         })
     }
 }
@@ -147,6 +155,14 @@ pub struct Network {
     pub curve: Vec<Epoch>,
     /// The precision features are extracted in unless `features` says otherwise.
     pub precision: precision::Precision,
+    /// Whether inputs go to the convolutions channels-last (NHWC).
+    pub channels_last: bool,
+}
+
+/// Where channels-last inputs win, by family and device (bench/RESULTS.md): CNNs on CUDA, where
+/// cuDNN's tensor-core kernels want NHWC; never for ViTs (no convolution after the patch embedding).
+pub fn channels_last_default(is_vit: bool, device: Device) -> bool {
+    !is_vit && device.is_cuda()
 }
 
 impl std::fmt::Debug for Network {
@@ -308,7 +324,8 @@ impl Network {
         if let Weights::Random(seed) = opts.weights {
             tch::manual_seed(seed as i64);
         }
-        let mut vs = nn::VarStore::new(opts.device);
+        // Built and loaded on the CPU, then moved: a seed gives the same weights on every device.
+        let mut vs = nn::VarStore::new(Device::Cpu);
         let root = vs.root();
         let body = builder(&root);
         let fc = nn::linear(
@@ -344,7 +361,15 @@ impl Network {
                 (path.display().to_string(), digest)
             }
         };
+        vs.set_device(opts.device);
+        if opts.device.is_cuda() {
+            // Fixed input sizes: let cuDNN time its algorithms once and keep the fastest.
+            tch::Cuda::cudnn_set_benchmark(true);
+        }
         vs.freeze();
+        let channels_last = opts
+            .channels_last
+            .unwrap_or_else(|| channels_last_default(is_vit, opts.device));
         Ok(Network {
             spec,
             vs,
@@ -356,6 +381,7 @@ impl Network {
             digest,
             curve: Vec::new(),
             precision: opts.precision,
+            channels_last,
         })
     }
 
@@ -366,6 +392,8 @@ impl Network {
             device,
             strict: true,
             precision: self.precision,
+            // Another device decides afresh.
+            channels_last: (device == self.device()).then_some(self.channels_last),
         };
         let mut n = Network::build_with(
             self.spec,
@@ -437,7 +465,7 @@ impl Network {
     /// the deepest.
     pub fn forward_taps(&self, x: &Tensor, taps: &[String], train: bool) -> Vec<Tensor> {
         let mut out = Vec::with_capacity(taps.len());
-        let mut y = x.shallow_clone();
+        let mut y = self.input(x);
         for s in &self.body.stages {
             // A stop request ends the pass between blocks (the caller checks the flag and
             // discards the partial outputs): an interrupt need not wait for a whole batch.
@@ -452,6 +480,16 @@ impl Network {
         out
     }
 
+    /// The batch as the first stage takes it: channels-last when the network says so (the
+    /// convolutions then choose NHWC kernels for this input and every activation after it).
+    fn input(&self, x: &Tensor) -> Tensor {
+        if self.channels_last && x.dim() == 4 {
+            x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+        } else {
+            x.shallow_clone()
+        }
+    }
+
     /// Classifier outputs (logits) for the batch `x`.
     pub fn logits(&self, x: &Tensor, train: bool) -> Tensor {
         self.logits_split(x, train, train)
@@ -460,7 +498,7 @@ impl Network {
     /// Classifier outputs with the backbone (stages, batch norm) and the head (dropout) in
     /// their own modes: a frozen backbone can keep its batch-norm statistics while the head trains.
     pub fn logits_split(&self, x: &Tensor, backbone_train: bool, head_train: bool) -> Tensor {
-        let mut y = x.shallow_clone();
+        let mut y = self.input(x);
         for s in &self.body.stages {
             y = (s.run)(&y, backbone_train);
         }

@@ -46,7 +46,7 @@ pub fn run() -> anyhow::Result<()> {
         "patholab {} (libtorch {}, CUDA {}). help for help, Ctrl-D to leave.",
         env!("CARGO_PKG_VERSION"),
         env!("PATHOLAB_LIBTORCH_VERSION"),
-        if tch::Cuda::is_available() {
+        if crate::cuda_devices().is_ok() {
             "available"
         } else {
             "not available"
