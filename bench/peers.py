@@ -90,6 +90,31 @@ def extract_cuda(root, net, precision="fp32", batch="128", workers="16", channel
     return {"images": n, "seconds": time.perf_counter() - t0, "features": feats[0].shape[1]}
 
 
+def forward_cuda(net, precision="bf16", batch="128", reps="10"):
+    """Forward passes alone on CUDA, random pixels, set up as extract_cuda does."""
+    import contextlib, torch, torchvision
+    batch, reps = int(batch), int(reps)
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.allow_tf32 = precision != "fp32"
+    if net in ("resnet50", "densenet201"):
+        model = getattr(torchvision.models, net)(weights=None)
+    else:
+        import timm
+        model = timm.create_model(net, pretrained=False)
+    model = model.cuda().eval().to(memory_format=torch.channels_last)
+    x = torch.randn(batch, 3, 224, 224, device="cuda").contiguous(memory_format=torch.channels_last)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    cast = (lambda: torch.autocast("cuda", dtype=dtype)) if dtype else contextlib.nullcontext
+    with torch.no_grad(), cast():
+        model(x)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            model(x)
+        torch.cuda.synchronize()
+    return {"images_per_s": batch * reps / (time.perf_counter() - t0)}
+
+
 def extract_vit(root, timm_name):
     """A timm ViT's class token (after the final norm) for every image, as a notebook does."""
     import torch, timm
@@ -206,4 +231,4 @@ def tiles(path, mpp):
 
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    print(json.dumps({"tiles": tiles, "decode": decode, "extract": extract, "extract_vit": extract_vit, "extract_cuda": extract_cuda, "forward_vit": forward_vit, "matmul": matmul, "learn": learn}[cmd](*args)))
+    print(json.dumps({"tiles": tiles, "decode": decode, "extract": extract, "extract_vit": extract_vit, "extract_cuda": extract_cuda, "forward_cuda": forward_cuda, "forward_vit": forward_vit, "matmul": matmul, "learn": learn}[cmd](*args)))

@@ -139,8 +139,13 @@ pub fn run(args: &[String]) -> Result<String> {
             json!({ "images": f.n, "computed": f.computed, "seconds": secs, "input_wait": f.input_wait, "features": f.d, "preprocess": format!("{:?}", preprocess_for(&net)), "device": format!("{device:?}"), "batch": batch, "channels_last": net.channels_last })
         }
         // Forward passes alone, on random inputs: `forward NET TAP BATCH REPS`.
+        // `forward NET TAP BATCH REPS [precision] [device]`.
         "forward" => {
-            let net = random_net(a(1)?)?;
+            let device = crate::parse_device(args.get(6).map_or("cpu", String::as_str))?;
+            let mut net = random_net(a(1)?)?;
+            if device.is_cuda() {
+                net = net.duplicate(device)?;
+            }
             let taps = net.resolve_taps(&[a(2)?.to_string()])?;
             let num = |i: usize| -> Result<i64> {
                 a(i)?
@@ -148,9 +153,24 @@ pub fn run(args: &[String]) -> Result<String> {
                     .map_err(|_| Error::Invalid("bench forward NET TAP BATCH REPS".into()))
             };
             let (b, reps) = (num(3)?, num(4)?);
+            let precision = match args.get(5) {
+                Some(p) => serde_json::from_value(json!(p))
+                    .map_err(|e| Error::Invalid(format!("bench forward: precision {p:?}: {e}")))?,
+                None => net.precision,
+            };
             let s = net.spec.input_size;
-            let x = tch::Tensor::randn([b, 3, s, s], tch::kind::FLOAT_CPU);
-            let run = || tch::no_grad(|| net.forward_taps(&x, &taps, false));
+            let x = tch::Tensor::randn([b, 3, s, s], (tch::Kind::Float, device));
+            let run = || {
+                let out = tch::no_grad(|| {
+                    crate::nets::precision::autocast(device, precision, || {
+                        net.forward_taps(&x, &taps, false)
+                    })
+                });
+                // The outputs' first value on the host: every kernel has run.
+                let _ = out
+                    .last()
+                    .map(|t| t.flatten(0, -1).get(0).double_value(&[]));
+            };
             run();
             let t0 = Instant::now();
             for _ in 0..reps {

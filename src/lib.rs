@@ -56,11 +56,34 @@ pub fn parse_device(s: &str) -> Result<tch::Device> {
 }
 
 /// The number of CUDA devices, or why there are none. The binary links only libtorch's CPU
-/// library, so CUDA's kernels register when `libtorch_cuda.so` is loaded: that happens here,
-/// once, and only where an NVIDIA driver is present (machines without one pay nothing).
+/// library, so CUDA's kernels register when `libtorch_cuda.so` is loaded ([`load_cuda`]), only
+/// where an NVIDIA driver is present (machines without one pay nothing).
 pub fn cuda_devices() -> std::result::Result<usize, String> {
     static STATE: std::sync::OnceLock<std::result::Result<usize, String>> =
         std::sync::OnceLock::new();
+    STATE
+        .get_or_init(|| {
+            load_cuda()?;
+            match tch::Cuda::device_count() {
+                0 => Err("libtorch sees no CUDA device".into()),
+                n => {
+                    // "fp32" means fp32: cuDNN would otherwise run fp32 convolutions in TF32
+                    // (libtorch's default), 1e-3 away from the CPU's features.
+                    // SAFETY: libtorch's global context lives for the process; the member
+                    // function takes it as its first argument (Itanium C++ ABI) and a bool.
+                    unsafe { tf32::set_allow_cudnn(tf32::global_context(), false) };
+                    Ok(n as usize)
+                }
+            }
+        })
+        .clone()
+}
+
+/// Loads `libtorch_cuda.so` where an NVIDIA driver is present. It must come before libtorch's
+/// first use: libtorch looks its CUDA hooks up once (seeding the random generators does) and
+/// keeps the CPU-only answer for the life of the process. `main` calls it first thing.
+pub fn load_cuda() -> std::result::Result<(), String> {
+    static STATE: std::sync::OnceLock<std::result::Result<(), String>> = std::sync::OnceLock::new();
     STATE
         .get_or_init(|| {
             let driver = ["/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0"];
@@ -87,17 +110,7 @@ pub fn cuda_devices() -> std::result::Result<usize, String> {
                 };
                 return Err(format!("libtorch_cuda.so did not load: {why}"));
             }
-            match tch::Cuda::device_count() {
-                0 => Err("libtorch sees no CUDA device".into()),
-                n => {
-                    // "fp32" means fp32: cuDNN would otherwise run fp32 convolutions in TF32
-                    // (libtorch's default), 1e-3 away from the CPU's features.
-                    // SAFETY: libtorch's global context lives for the process; the member
-                    // function takes it as its first argument (Itanium C++ ABI) and a bool.
-                    unsafe { tf32::set_allow_cudnn(tf32::global_context(), false) };
-                    Ok(n as usize)
-                }
-            }
+            Ok(())
         })
         .clone()
 }

@@ -143,6 +143,8 @@ enum WeightsAction {
 fn main() -> ExitCode {
     patholab::memory::keep_freed_memory();
     let cli = Cli::parse();
+    // Before anything touches libtorch (where there is no NVIDIA driver this does nothing).
+    let _ = patholab::load_cuda();
     // Tables print whole at the prompt unless the user chose otherwise.
     for (k, v) in [
         ("POLARS_FMT_MAX_COLS", "24"),
