@@ -25,9 +25,11 @@ def decode(root):
     return {"images": n, "seconds": time.perf_counter() - t0}
 
 
-def extract(root, net, tap, precision="fp32"):
+def extract(root, net, tap, precision="fp32", channels_last="0"):
     import contextlib, torch, torchvision
     model = getattr(torchvision.models, net)(weights=None).eval()
+    if channels_last == "1":  # as Intel's guides for bf16 on the CPU advise
+        model = model.to(memory_format=torch.channels_last)
     module = dict(model.named_modules())[tap]
     got = {}
     module.register_forward_hook(lambda m, i, o: got.__setitem__("x", o))
@@ -38,6 +40,8 @@ def extract(root, net, tap, precision="fp32"):
     n = 0
     with torch.no_grad():
         for x, _ in loader(root):
+            if channels_last == "1":
+                x = x.contiguous(memory_format=torch.channels_last)
             with cast():
                 model(x)  # the usual notebook: a hook on the layer, a full forward pass
             got["x"].float().mean((2, 3))

@@ -56,7 +56,7 @@ def images(n, dest):
     return dest
 
 
-PARTS = ["prompt", "kernel", "decode", "extract", "bf16", "vit", "memory", "learn", "etfl", "slides"]
+PARTS = ["prompt", "kernel", "decode", "extract", "bf16", "layout", "vit", "memory", "learn", "etfl", "slides"]
 RESULTS = os.path.join(ROOT, "bench", "results.json")
 
 
@@ -104,6 +104,10 @@ def write_results(rows, notes):
            "data and machine; `bench/run PART…` reruns some parts (" + ", ".join(PARTS) + ") and keeps the others' last " \
            "figures (bench/results.json).\n\nMeasured: " + dates + ".\n\n" + table + "\n\n" + \
            "\n".join(f"- {n}" for p in order for n in saved[p]["notes"]) + "\n"
+    # The GPU figures come from scripts/gpu-check on a lent machine, written up by hand.
+    gpu = os.path.join(ROOT, "bench", "GPU.md")
+    if os.path.exists(gpu):
+        text += "\n" + open(gpu).read()
     open(os.path.join(ROOT, "bench", "RESULTS.md"), "w").write(text)
     print(text)
 
@@ -187,12 +191,22 @@ def main():
             for p in ["fp32", "bf16"]:
                 shutil.rmtree(env["PATHOLAB_CACHE"], ignore_errors=True)
                 got[p] = last_json(measure([BIN, "bench", "extract", img500, net, tap, p], same)["out"])
-            peer = last_json(measure([PY, os.path.join(ROOT, "bench/peers.py"), "extract", img500, net, peer_tap, "bf16"], same)["out"])
+            peer = last_json(measure([PY, os.path.join(ROOT, "bench/peers.py"), "extract", img500, net, peer_tap, "bf16", "1"], same)["out"])
             rate = {p: g["images"] / g["seconds"] for p, g in got.items()}
             b = peer["images"] / peer["seconds"]
-            rows.append((f"{net} features at {tap}, 500 images, CPU bf16 (own fp32: {rate['fp32']:.1f} img/s)", f"{rate['bf16']:.1f} img/s ({rate['bf16'] / rate['fp32']:.2f}x own fp32)", f"{b:.1f} img/s (torchvision + autocast bf16, hook + full forward)", f"{rate['bf16'] / b:.2f}x"))
+            rows.append((f"{net} features at {tap}, 500 images, CPU bf16 (own fp32: {rate['fp32']:.1f} img/s)", f"{rate['bf16']:.1f} img/s ({rate['bf16'] / rate['fp32']:.2f}x own fp32)", f"{b:.1f} img/s (torchvision + autocast bf16 + channels-last, hook + full forward)", f"{rate['bf16'] / b:.2f}x"))
             notes.append(f"{net}: the network waited for decoded images {100 * got['fp32']['input_wait'] / got['fp32']['seconds']:.1f} % of the wall time in fp32, "
                          f"{100 * got['bf16']['input_wait'] / got['bf16']['seconds']:.1f} % in bf16 (decoding overlaps compute through a bounded queue).")
+
+    if start("layout"):
+        # Channels-last (NHWC) against NCHW inputs, every CNN family, forward passes alone (batch 16, 3 after
+        # one), fp32 and bf16: patholab keeps channels-last where it wins (src/nets/mod.rs).
+        for net in ["resnet50", "densenet201", "vgg16", "inception_v3", "inception_resnet_v2", "mobilenet_v1", "mobilenet_v2", "efficientnet_lite0"]:
+            got = {(p, c): last_json(measure([BIN, "bench", "forward", net, "last", "16", "3", p, "cpu", c], env)["out"])["images_per_s"]
+                   for p in ["fp32", "bf16"] for c in ["true", "false"]}
+            rows.append((f"{net} forward, channels-last vs NCHW, CPU (fp32 / bf16)",
+                         f"{got['fp32', 'true']:.1f} / {got['bf16', 'true']:.1f} img/s", f"NCHW {got['fp32', 'false']:.1f} / {got['bf16', 'false']:.1f} img/s",
+                         f"{got['fp32', 'true'] / got['fp32', 'false']:.2f}x / {got['bf16', 'true'] / got['bf16', 'false']:.2f}x"))
 
     if start("vit"):
         # ViT feature extraction (class token after the final norm), random weights, both sides under

@@ -139,12 +139,15 @@ pub fn run(args: &[String]) -> Result<String> {
             json!({ "images": f.n, "computed": f.computed, "seconds": secs, "input_wait": f.input_wait, "features": f.d, "preprocess": format!("{:?}", preprocess_for(&net)), "device": format!("{device:?}"), "batch": batch, "channels_last": net.channels_last })
         }
         // Forward passes alone, on random inputs: `forward NET TAP BATCH REPS`.
-        // `forward NET TAP BATCH REPS [precision] [device]`.
+        // `forward NET TAP BATCH REPS [precision] [device] [channels_last]`.
         "forward" => {
             let device = crate::parse_device(args.get(6).map_or("cpu", String::as_str))?;
             let mut net = random_net(a(1)?)?;
             if device.is_cuda() {
                 net = net.duplicate(device)?;
+            }
+            if let Some(c) = args.get(7).filter(|c| *c != "auto") {
+                net.channels_last = c == "true";
             }
             let taps = net.resolve_taps(&[a(2)?.to_string()])?;
             let num = |i: usize| -> Result<i64> {
@@ -177,7 +180,7 @@ pub fn run(args: &[String]) -> Result<String> {
                 run();
             }
             let secs = t0.elapsed().as_secs_f64();
-            json!({ "images_per_s": (b * reps) as f64 / secs, "threads": tch::get_num_threads() })
+            json!({ "images_per_s": (b * reps) as f64 / secs, "threads": tch::get_num_threads(), "channels_last": net.channels_last })
         }
         // Matmul peak of libtorch on this machine (GFLOP/s).
         "matmul" => {

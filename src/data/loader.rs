@@ -19,18 +19,12 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// The batch as a tensor on `device`; to CUDA through pinned memory, copied asynchronously
-    /// (the copy queues on the stream ahead of the forward pass that reads it).
+    /// The batch as a tensor on `device`.
     pub fn tensor(&self, device: tch::Device) -> tch::Tensor {
         let s = self.size as i64;
-        let t =
-            tch::Tensor::from_slice(&self.pixels).reshape([self.positions.len() as i64, 3, s, s]);
-        if device.is_cuda() {
-            t.pin_memory(device)
-                .to_device_(device, tch::Kind::Float, true, false)
-        } else {
-            t
-        }
+        tch::Tensor::from_slice(&self.pixels)
+            .reshape([self.positions.len() as i64, 3, s, s])
+            .to_device(device)
     }
 }
 

@@ -265,7 +265,7 @@ impl Claims {
             images: images.to_vec(),
         };
         let tmp = self.dir.join(format!("{}.tmp", info.token));
-        write_synced(&tmp, &info.render())?;
+        write_claim(&tmp, &info.render())?;
         let linked = std::fs::hard_link(&tmp, &path);
         let _ = std::fs::remove_file(&tmp);
         match linked {
@@ -289,11 +289,10 @@ impl Claims {
     }
 }
 
-fn write_synced(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::File::create(path).at(path)?;
-    f.write_all(text.as_bytes()).at(path)?;
-    f.sync_all().at(path)
+/// A claim's text, written whole before it is linked or renamed into place. Not synced: a claim
+/// that a crash loses is a claim nobody holds, and other processes see it once it is closed.
+fn write_claim(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).at(path)
 }
 
 /// A held claim: its heartbeat runs until it is dropped, which removes the file.
@@ -346,7 +345,7 @@ fn heartbeat(path: PathBuf, mut info: ClaimInfo, dir: PathBuf, stop: Arc<AtomicB
         }
         info.heartbeat = now();
         let tmp = dir.join(format!("{}.beat", info.token));
-        if write_synced(&tmp, &info.render()).is_ok() {
+        if write_claim(&tmp, &info.render()).is_ok() {
             let _ = std::fs::rename(&tmp, &path);
         }
     }

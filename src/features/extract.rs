@@ -134,8 +134,8 @@ crate::options! {
         batch: usize = 32,
         /// [i, n]: compute only the images of shard i of n (by content hash; by slide for slide tiles).
         shard: Option<(usize, usize)> = None,
-        /// Images per cache chunk: what a killed run can lose at most, and what processes sharing a cache claim.
-        chunk: usize = 64,
+        /// Images per cache chunk: what a killed run can lose at most, and what processes sharing a cache claim; () is 8 batches, at least 64 images (each chunk costs a synced write: small chunks starve a fast GPU).
+        chunk: Option<usize> = None,
         /// No progress bar.
         quiet: bool = false,
         /// Must name the network's device when given (create the network there instead).
@@ -184,6 +184,13 @@ pub fn image_hashes(ds: &Dataset) -> Result<Vec<Hash>> {
             }
         })
         .collect()
+}
+
+impl ExtractOptions {
+    /// Images per cache chunk (see the `chunk` option).
+    pub fn chunk_size(&self) -> usize {
+        self.chunk.unwrap_or((8 * self.batch).max(64)).max(1)
+    }
 }
 
 /// Extracts features of `ds` at the requested taps; cached rows are read, the rest computed.
@@ -377,7 +384,7 @@ fn compute_shared(
             .filter(|h| !taken.contains(*h))
             .copied()
             .collect();
-        for chunk in free.chunks(o.chunk.max(1)) {
+        for chunk in free.chunks(o.chunk_size()) {
             if let Some(claim) = claims.try_claim(chunk)? {
                 let rows: Vec<usize> = chunk.iter().map(|h| todo.remove(h).unwrap()).collect();
                 let paths = rows.iter().map(|r| ds.items[*r].clone()).collect();
@@ -453,16 +460,28 @@ fn compute_chunk(
     let mut done: Vec<Hash> = Vec::with_capacity(rows.len());
     let mut feats: Vec<Vec<Vec<f32>>> = vec![Vec::with_capacity(rows.len()); taps.len()];
     let mut input_wait = std::time::Duration::ZERO;
+    // `extract` has resolved it (the option, else the network's).
+    let precision = o.precision.unwrap_or(net.precision);
     loop {
         let t0 = std::time::Instant::now();
         let Ok(batch) = rx.recv() else { break };
         input_wait += t0.elapsed();
         crate::cancel::check()?;
         let batch = batch?;
-        let x = batch.tensor(device);
-        let precision = o.precision.unwrap_or(net.precision);
-        let outs =
-            tch::no_grad(|| autocast(device, precision, || net.forward_taps(&x, taps, false)));
+        let n = batch.positions.len() as i64;
+        let mut x = batch.tensor(device);
+        // On CUDA every pass has the full batch size: cuDNN (benchmark mode) times its kernels
+        // again for each new input shape, seconds for a DenseNet, more than a short batch costs.
+        if device.is_cuda() && n < o.batch as i64 {
+            let mut pad = x.size();
+            pad[0] = o.batch as i64 - n;
+            x = Tensor::cat(&[x.shallow_clone(), Tensor::zeros(&pad, (x.kind(), device))], 0);
+        }
+        let outs: Vec<Tensor> =
+            tch::no_grad(|| autocast(device, precision, || net.forward_taps(&x, taps, false)))
+                .into_iter()
+                .map(|t| t.narrow(0, 0, n))
+                .collect();
         crate::cancel::check()?;
         for (t, out) in outs.iter().enumerate() {
             let v = o

@@ -45,7 +45,7 @@ crate::options! {
         checkpoints: Option<PathBuf> = None,
         /// Continue from the last checkpoint in `checkpoints`.
         resume: bool = false,
-        /// Mixed precision (CUDA only).
+        /// Mixed precision on CUDA: bf16 autocast (no gradient scaler needed); ignored on the CPU.
         amp: bool = false,
         /// Keep the backbone's batch-norm statistics fixed while only the head trains (PyTorch and the paper's Keras update them).
         freeze_bn: bool = false,
@@ -201,7 +201,15 @@ pub fn train_step(
     backbone_train: bool,
 ) -> f64 {
     adam.zero_grad();
-    let logits = tch::autocast(amp, || net.logits_split(x, backbone_train, true));
+    // bf16 autocast: fp16's range would need a gradient scaler, bf16's does not.
+    let precision = if amp {
+        crate::nets::precision::Precision::Bf16
+    } else {
+        crate::nets::precision::Precision::Fp32
+    };
+    let logits = crate::nets::precision::autocast(x.device(), precision, || {
+        net.logits_split(x, backbone_train, true)
+    });
     let loss = logits.to_kind(Kind::Float).cross_entropy_for_logits(y);
     loss.backward();
     adam.step();

@@ -73,8 +73,7 @@ pub struct NetOptions {
     pub strict: bool,
     /// The precision features are extracted in unless `features` says otherwise.
     pub precision: precision::Precision,
-    /// Convolutions on channels-last (NHWC) inputs; `None` decides by family and device
-    /// ([`channels_last_default`]).
+    /// Feature extraction on channels-last (NHWC) inputs; `None`: yes for CNNs, no for ViTs.
     pub channels_last: Option<bool>,
 }
 
@@ -103,8 +102,8 @@ crate::options! {
         strict: bool = true,
         /// Precision of feature extraction: "fp32", "bf16" or "fp16" (autocast; part of the cache key).
         precision: precision::Precision = precision::Precision::Fp32,
-        /// Convolutions on channels-last (NHWC) inputs; () decides by family and device, as
-        /// measured (on CUDA for CNNs). Same numbers up to rounding; not part of the cache key.
+        /// Feature extraction on channels-last (NHWC) inputs; () means yes for CNNs (faster
+        /// everywhere measured), no for ViTs. Same numbers up to rounding; not part of the cache key.
         channels_last: Option<bool> = None,
     }
 }
@@ -155,21 +154,8 @@ pub struct Network {
     pub curve: Vec<Epoch>,
     /// The precision features are extracted in unless `features` says otherwise.
     pub precision: precision::Precision,
-    /// Whether inputs go to the convolutions channels-last (NHWC).
+    /// Whether feature extraction gives the convolutions channels-last (NHWC) inputs.
     pub channels_last: bool,
-}
-
-/// Where channels-last inputs win, by family and device (measured: bench/RESULTS.md). On an
-/// H200, ResNet-50 bf16 1.42× and DenseNet-201 1.35× faster, EfficientNet-Lite0 2.3× slower
-/// (cuDNN's depthwise convolutions want NCHW). Never for ViTs (one convolution, the patch embedding).
-pub fn channels_last_default(cnn_family: &str, device: Device) -> bool {
-    match device {
-        Device::Cpu => cnn_family == "ResNet",
-        _ => !matches!(
-            cnn_family,
-            "EfficientNet-Lite" | "MobileNetV1" | "MobileNetV2"
-        ),
-    }
 }
 
 impl std::fmt::Debug for Network {
@@ -376,7 +362,10 @@ impl Network {
         vs.freeze();
         let channels_last = opts
             .channels_last
-            .unwrap_or_else(|| !is_vit && channels_last_default(spec.family, opts.device));
+            // Channels-last wins for every CNN family measured (bench/RESULTS.md: on the CPU
+            // 1.1–1.5× in fp32 and 1.7–3.1× in bf16; on an H200 ResNet-50 and DenseNet-201 bf16
+            // 1.4×); a ViT has one convolution, the patch embedding.
+            .unwrap_or(!is_vit);
         Ok(Network {
             spec,
             vs,
@@ -505,7 +494,9 @@ impl Network {
     /// Classifier outputs with the backbone (stages, batch norm) and the head (dropout) in
     /// their own modes: a frozen backbone can keep its batch-norm statistics while the head trains.
     pub fn logits_split(&self, x: &Tensor, backbone_train: bool, head_train: bool) -> Tensor {
-        let mut y = self.input(x);
+        // Training stays NCHW: its one-step parity with PyTorch (tests/finetune.rs) holds to the
+        // rounding of the same kernels, which channels-last would change.
+        let mut y = x.shallow_clone();
         for s in &self.body.stages {
             y = (s.run)(&y, backbone_train);
         }
