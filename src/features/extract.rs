@@ -475,7 +475,10 @@ fn compute_chunk(
         if device.is_cuda() && n < o.batch as i64 {
             let mut pad = x.size();
             pad[0] = o.batch as i64 - n;
-            x = Tensor::cat(&[x.shallow_clone(), Tensor::zeros(&pad, (x.kind(), device))], 0);
+            x = Tensor::cat(
+                &[x.shallow_clone(), Tensor::zeros(&pad, (x.kind(), device))],
+                0,
+            );
         }
         let outs: Vec<Tensor> =
             tch::no_grad(|| autocast(device, precision, || net.forward_taps(&x, taps, false)))
