@@ -20,8 +20,13 @@ demo: build
 	$(BIN) run examples/quickstart.rhai
 
 test: build
-	bash scripts/make-fixtures
 	mkdir -p $(TARGET)
+	@# The test binaries compile while the fixtures are generated (each waits on the other's
+	@# single-threaded stretches); either failing fails the target, with its log shown.
+	@$(CARGO) test --release --no-run >$(TARGET)/test-build.log 2>&1 & build=$$!; \
+	bash scripts/make-fixtures; fixtures=$$?; \
+	wait $$build || { cat $(TARGET)/test-build.log; exit 1; }; \
+	exit $$fixtures
 	set -o pipefail; $(CARGO) test --release -- --test-threads=1 2>&1 | tee $(TARGET)/test.log
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' $(TARGET)/test.log
 

@@ -29,7 +29,7 @@ impl Tile {
     /// (Pillow's convolution filter) when the level's region is not already `size` pixels.
     pub fn read(&self, slide: &Slide) -> Result<Pixels> {
         let region = slide
-            .read(self.x, self.y, self.level as usize, self.w, self.h)
+            .read_rgb(self.x, self.y, self.level as usize, self.w, self.h)
             .map_err(|e| match e {
                 Error::File { path, msg } => Error::File {
                     path,
@@ -37,7 +37,7 @@ impl Tile {
                 },
                 e => e,
             })?;
-        Ok(region.resized(self.size, self.size, FilterType::Bilinear))
+        Ok(region.into_resized(self.size, self.size, FilterType::Bilinear))
     }
 
     /// A stable text for cache keys: everything that decides the tile's pixels but the slide.

@@ -44,16 +44,9 @@ impl Pixels {
         if self.channels == 3 {
             return self.clone();
         }
-        let mut data = Vec::with_capacity(self.data.len() / 4 * 3);
-        for p in self.data.chunks_exact(4) {
-            let a = p[3] as u32;
-            if a == 255 {
-                data.extend_from_slice(&p[..3]);
-            } else {
-                for c in &p[..3] {
-                    data.push(((*c as u32 * a + 255 * (255 - a) + 127) / 255) as u8);
-                }
-            }
+        let mut data = vec![0u8; self.data.len() / 4 * 3];
+        for (p, o) in self.data.chunks_exact(4).zip(data.chunks_exact_mut(3)) {
+            o.copy_from_slice(&over_white([p[0], p[1], p[2], p[3]]));
         }
         Pixels {
             width: self.width,
@@ -65,7 +58,16 @@ impl Pixels {
 
     /// Resized to `w` × `h` with a convolution filter (Pillow's filters: bilinear, Lanczos3).
     pub fn resized(&self, w: u32, h: u32, filter: FilterType) -> Pixels {
-        let rgb = self.to_rgb();
+        self.to_rgb().into_resized(w, h, filter)
+    }
+
+    /// RGB pixels resized to `w` × `h` (no copy when they already have that size).
+    pub fn into_resized(self, w: u32, h: u32, filter: FilterType) -> Pixels {
+        let rgb = if self.channels == 3 {
+            self
+        } else {
+            self.to_rgb()
+        };
         if rgb.width == w && rgb.height == h {
             return rgb;
         }
@@ -97,6 +99,16 @@ impl Pixels {
         image::save_buffer(path, &self.data, self.width, self.height, color)
             .map_err(|e| Error::file(path, e))
     }
+}
+
+/// A straight RGBA pixel composited over white (rounded as Pillow does).
+fn over_white(p: [u8; 4]) -> [u8; 3] {
+    let a = p[3] as u32;
+    if a == 255 {
+        return [p[0], p[1], p[2]];
+    }
+    let c = |v: u8| ((v as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
+    [c(p[0]), c(p[1]), c(p[2])]
 }
 
 struct Handle(*mut c_void);
@@ -357,6 +369,19 @@ impl Slide {
     /// The region at level-0 position (`x`, `y`), `w` × `h` pixels of `level`, as straight RGBA
     /// bytes identical to openslide-python's `read_region`.
     pub fn read(&self, x: i64, y: i64, level: usize, w: u32, h: u32) -> Result<Pixels> {
+        let buf = self.read_argb(x, y, level, w, h)?;
+        let mut data = Vec::new();
+        openslide::argb_to_rgba(&buf, &mut data);
+        Ok(Pixels {
+            width: w,
+            height: h,
+            channels: 4,
+            data,
+        })
+    }
+
+    /// The region as OpenSlide gives it: premultiplied ARGB, one u32 per pixel.
+    fn read_argb(&self, x: i64, y: i64, level: usize, w: u32, h: u32) -> Result<Vec<u32>> {
         if level >= self.levels.len() {
             return Err(Error::file(
                 &self.path,
@@ -394,12 +419,21 @@ impl Slide {
                 )
             })?;
         }
-        let mut data = Vec::new();
-        openslide::argb_to_rgba(&buf, &mut data);
+        Ok(buf)
+    }
+
+    /// The same region as [`Slide::read`], composited over white as RGB in one pass (what tiles
+    /// need): the same bytes as `read(...).to_rgb()`.
+    pub fn read_rgb(&self, x: i64, y: i64, level: usize, w: u32, h: u32) -> Result<Pixels> {
+        let buf = self.read_argb(x, y, level, w, h)?;
+        let mut data = vec![0u8; buf.len() * 3];
+        for (v, o) in buf.iter().zip(data.chunks_exact_mut(3)) {
+            o.copy_from_slice(&over_white(openslide::straight(*v)));
+        }
         Ok(Pixels {
             width: w,
             height: h,
-            channels: 4,
+            channels: 3,
             data,
         })
     }

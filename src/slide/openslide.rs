@@ -163,19 +163,24 @@ pub fn text_list(mut p: *const *const c_char) -> Vec<String> {
 /// word, byte-swapped, which for premultiplied data is all zeros).
 pub fn argb_to_rgba(buf: &[u32], out: &mut Vec<u8>) {
     out.clear();
-    out.reserve(buf.len() * 4);
-    for &v in buf {
-        let a = v >> 24;
-        let (r, g, b) = ((v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff);
-        match a {
-            0 => out.extend_from_slice(&v.to_be_bytes()),
-            255 => out.extend_from_slice(&[r as u8, g as u8, b as u8, 255]),
-            _ => out.extend_from_slice(&[
-                (255 * r / a) as u8,
-                (255 * g / a) as u8,
-                (255 * b / a) as u8,
-                a as u8,
-            ]),
-        }
+    out.resize(buf.len() * 4, 0);
+    for (v, o) in buf.iter().zip(out.chunks_exact_mut(4)) {
+        o.copy_from_slice(&straight(*v));
+    }
+}
+
+/// One premultiplied ARGB pixel as straight RGBA bytes (openslide-python's conversion).
+pub fn straight(v: u32) -> [u8; 4] {
+    let a = v >> 24;
+    let (r, g, b) = ((v >> 16) & 0xff, (v >> 8) & 0xff, v & 0xff);
+    match a {
+        0 => v.to_be_bytes(),
+        255 => [r as u8, g as u8, b as u8, 255],
+        _ => [
+            (255 * r / a) as u8,
+            (255 * g / a) as u8,
+            (255 * b / a) as u8,
+            a as u8,
+        ],
     }
 }
