@@ -24,6 +24,7 @@ test: build
 	@# The test binaries compile while the fixtures are generated (each waits on the other's
 	@# single-threaded stretches); either failing fails the target, with its log shown.
 	@$(CARGO) test --release --no-run >$(TARGET)/test-build.log 2>&1 & build=$$!; \
+	trap 'kill $$build 2>/dev/null' INT TERM; \
 	bash scripts/make-fixtures; fixtures=$$?; \
 	wait $$build || { cat $(TARGET)/test-build.log; exit 1; }; \
 	exit $$fixtures

@@ -105,8 +105,11 @@ def forward_cuda(net, precision="bf16", batch="128", reps="10"):
     else:
         import timm
         model = timm.create_model(net, pretrained=False)
-    model = model.cuda().eval().to(memory_format=torch.channels_last)
-    x = torch.randn(batch, 3, 224, 224, device="cuda").contiguous(memory_format=torch.channels_last)
+    model = model.cuda().eval()
+    x = torch.randn(batch, 3, 224, 224, device="cuda")
+    if not net.startswith("vit"):
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     cast = (lambda: torch.autocast("cuda", dtype=dtype)) if dtype else contextlib.nullcontext
     with torch.no_grad(), cast():

@@ -26,6 +26,24 @@ fn random_net(name: &str) -> Result<Network> {
     )
 }
 
+/// A precision argument ("fp32", "bf16", "fp16").
+fn precision(p: &str) -> Result<crate::nets::precision::Precision> {
+    serde_json::from_value(json!(p))
+        .map_err(|e| Error::Invalid(format!("bench: precision {p:?}: {e}")))
+}
+
+/// A channels-last argument: "true", "false", or "auto"/absent for the network's default.
+fn channels_last(arg: Option<&String>) -> Result<Option<bool>> {
+    match arg.map(String::as_str) {
+        None | Some("auto") => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(c) => Err(Error::Invalid(format!(
+            "bench: channels_last {c:?} (true, false, auto)"
+        ))),
+    }
+}
+
 /// Runs one measurement by name.
 pub fn run(args: &[String]) -> Result<String> {
     let a = |i: usize| {
@@ -88,8 +106,8 @@ pub fn run(args: &[String]) -> Result<String> {
             json!({ "tiles": n, "seconds": t0.elapsed().as_secs_f64() })
         }
         // Feature extraction with random weights at a tap, computing every image (fresh cache).
-        // `extract IMG NET TAP [precision] [device] [batch]`; on CUDA one batch of random pixels
-        // runs first (cuDNN picks its kernels), outside the timing.
+        // `extract IMG NET TAP [precision] [device] [batch] [channels_last]`; on CUDA one batch of
+        // random pixels runs first (cuDNN picks its kernels), outside the timing.
         "extract" => {
             let ds = open(a(1)?)?;
             let device = crate::parse_device(args.get(5).map_or("cpu", String::as_str))?;
@@ -104,16 +122,10 @@ pub fn run(args: &[String]) -> Result<String> {
                 net = net.duplicate(device)?;
             }
             // `true`/`false` overrides the network's channels-last default.
-            if let Some(c) = args.get(7).filter(|c| *c != "auto") {
-                net.channels_last = c == "true";
+            if let Some(c) = channels_last(args.get(7))? {
+                net.channels_last = c;
             }
-            let precision =
-                match args.get(4) {
-                    Some(p) => Some(serde_json::from_value(json!(p)).map_err(|e| {
-                        Error::Invalid(format!("bench extract: precision {p:?}: {e}"))
-                    })?),
-                    None => None,
-                };
+            let precision = args.get(4).map(|p| precision(p)).transpose()?;
             let o = ExtractOptions {
                 taps: crate::options::Names(vec![a(3)?.to_string()]),
                 batch,
@@ -131,14 +143,16 @@ pub fn run(args: &[String]) -> Result<String> {
                         net.forward_taps(&x, &taps, false)
                     })
                 });
-                tch::Cuda::synchronize(0);
+                if let tch::Device::Cuda(i) = device {
+                    tch::Cuda::synchronize(i as i64);
+                }
             }
             let t0 = Instant::now();
             let f = extract(&net, &ds, &o)?;
             let secs = t0.elapsed().as_secs_f64();
             json!({ "images": f.n, "computed": f.computed, "seconds": secs, "input_wait": f.input_wait, "features": f.d, "preprocess": format!("{:?}", preprocess_for(&net)), "device": format!("{device:?}"), "batch": batch, "channels_last": net.channels_last })
         }
-        // Forward passes alone, on random inputs: `forward NET TAP BATCH REPS`.
+        // Forward passes alone, on random inputs:
         // `forward NET TAP BATCH REPS [precision] [device] [channels_last]`.
         "forward" => {
             let device = crate::parse_device(args.get(6).map_or("cpu", String::as_str))?;
@@ -146,8 +160,8 @@ pub fn run(args: &[String]) -> Result<String> {
             if device.is_cuda() {
                 net = net.duplicate(device)?;
             }
-            if let Some(c) = args.get(7).filter(|c| *c != "auto") {
-                net.channels_last = c == "true";
+            if let Some(c) = channels_last(args.get(7))? {
+                net.channels_last = c;
             }
             let taps = net.resolve_taps(&[a(2)?.to_string()])?;
             let num = |i: usize| -> Result<i64> {
@@ -157,8 +171,7 @@ pub fn run(args: &[String]) -> Result<String> {
             };
             let (b, reps) = (num(3)?, num(4)?);
             let precision = match args.get(5) {
-                Some(p) => serde_json::from_value(json!(p))
-                    .map_err(|e| Error::Invalid(format!("bench forward: precision {p:?}: {e}")))?,
+                Some(p) => precision(p)?,
                 None => net.precision,
             };
             let s = net.spec.input_size;

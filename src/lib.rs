@@ -45,8 +45,12 @@ pub fn parse_device(s: &str) -> Result<tch::Device> {
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| Error::Invalid(format!("unknown device {s:?} (cpu, cuda, cuda:N)")))?,
     };
-    let count = cuda_devices()
-        .map_err(|why| Error::Invalid(format!("device {s:?}: CUDA is not available ({why})")))?;
+    let count = cuda_devices().map_err(|why| {
+        Error::Invalid(format!(
+            "device {s:?}: CUDA is not available ({why}; a program using the library calls \
+                 patholab::load_cuda() before anything else touches libtorch)"
+        ))
+    })?;
     if n >= count {
         return Err(Error::Invalid(format!(
             "device {s:?}: this machine has {count} CUDA device(s)"

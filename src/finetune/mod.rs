@@ -45,7 +45,7 @@ crate::options! {
         checkpoints: Option<PathBuf> = None,
         /// Continue from the last checkpoint in `checkpoints`.
         resume: bool = false,
-        /// Mixed precision on CUDA: bf16 autocast (no gradient scaler needed); ignored on the CPU.
+        /// Mixed precision on CUDA: bf16 autocast (no gradient scaler needed; a GPU of compute capability 8.0 or newer, A100/H100 class); ignored on the CPU.
         amp: bool = false,
         /// Keep the backbone's batch-norm statistics fixed while only the head trains (PyTorch and the paper's Keras update them).
         freeze_bn: bool = false,

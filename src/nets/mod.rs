@@ -102,8 +102,9 @@ crate::options! {
         strict: bool = true,
         /// Precision of feature extraction: "fp32", "bf16" or "fp16" (autocast; part of the cache key).
         precision: precision::Precision = precision::Precision::Fp32,
-        /// Feature extraction on channels-last (NHWC) inputs; () means yes for CNNs (faster
-        /// everywhere measured), no for ViTs. Same numbers up to rounding; not part of the cache key.
+        /// Feature extraction on channels-last (NHWC) inputs; () means yes for CNNs (faster for
+        /// every family on the CPU, for ResNet and DenseNet on an H200; EfficientNet-Lite on CUDA
+        /// unsettled, see bench/RESULTS.md), no for ViTs. Same numbers up to rounding; not in the cache key.
         channels_last: Option<bool> = None,
     }
 }
@@ -388,8 +389,7 @@ impl Network {
             device,
             strict: true,
             precision: self.precision,
-            // Another device decides afresh.
-            channels_last: (device == self.device()).then_some(self.channels_last),
+            channels_last: Some(self.channels_last),
         };
         let mut n = Network::build_with(
             self.spec,
