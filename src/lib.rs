@@ -103,20 +103,27 @@ pub fn load_cuda() -> std::result::Result<(), String> {
                 )
             };
             if h.is_null() {
-                // SAFETY: dlerror returns null or a C string valid until the next dl call.
-                let why = unsafe { libc::dlerror() };
-                let why = if why.is_null() {
-                    "unknown error".into()
-                } else {
-                    unsafe { std::ffi::CStr::from_ptr(why) }
-                        .to_string_lossy()
-                        .into_owned()
-                };
-                return Err(format!("libtorch_cuda.so did not load: {why}"));
+                return Err(format!(
+                    "libtorch_cuda.so did not load: {}",
+                    dl_error("unknown error")
+                ));
             }
             Ok(())
         })
         .clone()
+}
+
+/// Why the last `dlopen` on this thread failed (`otherwise` when the loader says nothing).
+pub fn dl_error(otherwise: &str) -> String {
+    // SAFETY: dlerror returns null or a thread-local C string valid until the next dl call.
+    unsafe {
+        let e = libc::dlerror();
+        if e.is_null() {
+            otherwise.to_string()
+        } else {
+            std::ffi::CStr::from_ptr(e).to_string_lossy().into_owned()
+        }
+    }
 }
 
 /// libtorch's switch for TF32 in cuDNN, by its C++ symbol names (libtorch is pinned, the symbols

@@ -364,8 +364,8 @@ impl Network {
         let channels_last = opts
             .channels_last
             // Channels-last wins for every CNN family measured (bench/RESULTS.md: on the CPU
-            // 1.1–1.5× in fp32 and 1.7–3.1× in bf16; on an H200 ResNet-50 and DenseNet-201 bf16
-            // 1.4×); a ViT has one convolution, the patch embedding.
+            // 1.6–3.6× in bf16, 1.1–1.5× in fp32 but VGG-16 0.96×; on an H200 ResNet-50 and
+            // DenseNet-201 bf16 1.4×); a ViT has one convolution, the patch embedding.
             .unwrap_or(!is_vit);
         Ok(Network {
             spec,

@@ -64,15 +64,7 @@ fn load() -> Result<Library, String> {
         // SAFETY: dlopen with a valid C string; the handle is kept for the life of the process.
         let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
         if h.is_null() {
-            // SAFETY: dlerror returns a thread-local message or null.
-            let why = unsafe {
-                let e = libc::dlerror();
-                if e.is_null() {
-                    "not found".to_string()
-                } else {
-                    CStr::from_ptr(e).to_string_lossy().into_owned()
-                }
-            };
+            let why = crate::dl_error("not found");
             tried.push(format!("  {file} ({from}): {why}"));
             continue;
         }
