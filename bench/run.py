@@ -1,6 +1,6 @@
 """`make bench`: patholab and its Python peers side by side on the same data and machine; prints
 the ratios and rewrites bench/RESULTS.md. Timings live here, never in tests."""
-import json, os, platform, random, resource, shutil, statistics, subprocess, sys, time
+import json, os, platform, random, resource, shutil, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("PATHOLAB_BIN") or os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "patholab")
@@ -23,6 +23,26 @@ def measure(cmd, env=None):
     if r["rc"] != 0:
         raise SystemExit(f"{cmd} failed:\n{r['err'][-3000:]}")
     return r
+
+
+def bf16_agreement(net, tap, env):
+    """fp32 and bf16 features of the demo data at `tap` (random weights, seed 0): the smallest cosine
+    per image, and the CV accuracy of a linear SVM tuned by 5-fold slide-wise CV on each."""
+    import numpy as np
+    from safetensors.numpy import load_file
+    shutil.rmtree(env["PATHOLAB_CACHE"], ignore_errors=True)
+    with tempfile.TemporaryDirectory() as d:
+        a, b = os.path.join(d, "fp32.safetensors"), os.path.join(d, "bf16.safetensors")
+        out = measure([BIN, "--quiet", "-e",
+                       f'let data = dataset("demo"); let net = network("{net}", #{{ weights: "random" }});\n'
+                       f'let a = net.features(data, #{{ taps: ["{tap}"] }}); a.save("{a}");\n'
+                       f'let b = net.features(data, #{{ taps: ["{tap}"], precision: "bf16" }}); b.save("{b}");\n'
+                       f'let cv = slide_kfold(5);\n'
+                       f'print(`svm ${{tune(linear_svm(), a, cv).cv_best()}} ${{tune(linear_svm(), b, cv).cv_best()}}`);'], env)["out"]
+        x, y = load_file(a)["x"].astype(np.float64), load_file(b)["x"].astype(np.float64)
+    cos = (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
+    svm = [l for l in out.splitlines() if l.startswith("svm ")][-1].split()
+    return {"images": x.shape[0], "min_cos": float(cos.min()), "fp32": float(svm[1]), "bf16": float(svm[2])}
 
 
 def last_json(text):
@@ -197,6 +217,12 @@ def main():
             rows.append((f"{net} features at {tap}, 500 images, CPU bf16 (own fp32: {rate['fp32']:.1f} img/s)", f"{rate['bf16']:.1f} img/s ({rate['bf16'] / rate['fp32']:.2f}x own fp32)", f"{b:.1f} img/s (torchvision + autocast bf16 + channels-last, hook + full forward)", f"{rate['bf16'] / b:.2f}x"))
             notes.append(f"{net}: the network waited for decoded images {100 * got['fp32']['input_wait'] / got['fp32']['seconds']:.1f} % of the wall time in fp32, "
                          f"{100 * got['bf16']['input_wait'] / got['bf16']['seconds']:.1f} % in bf16 (decoding overlaps compute through a bounded queue).")
+            # Agreement with fp32 on the demo data (the white-blood-cell images, random weights as above):
+            # cosine per image, and the linear SVM tuned by 5-fold slide-wise CV on each.
+            agree = bf16_agreement(net, tap, env)
+            rows.append((f"{net} at {tap}, bf16 vs fp32 on the demo data ({agree['images']} images)",
+                         f"min cosine {agree['min_cos']:.6f}; SVM CV accuracy {agree['bf16']:.4f}", f"fp32 SVM CV accuracy {agree['fp32']:.4f}",
+                         f"Δ {abs(agree['bf16'] - agree['fp32']):.4f} (target ≤ 0.01; cosine ≥ 0.999)"))
 
     if start("layout"):
         # Channels-last (NHWC) against NCHW inputs, every CNN family, forward passes alone (batch 16, 3 after

@@ -62,9 +62,16 @@ pub fn prepare_one(path: &std::path::Path, stream: u64, p: &Prepare) -> Result<V
 }
 
 /// Read pixels (stain-normalised already), preprocessed, as CHW floats.
-pub fn prepare_rgb(mut img: Rgb, stream: u64, p: &Prepare) -> Vec<f32> {
+pub fn prepare_rgb(img: Rgb, stream: u64, p: &Prepare) -> Vec<f32> {
     let n = p.pre.size as usize;
     let mut out = vec![0f32; 3 * n * n];
+    prepare_rgb_into(img, stream, p, &mut out);
+    out
+}
+
+/// [`prepare_rgb`] into `out` (`3 × size × size` floats, a batch's slot).
+pub fn prepare_rgb_into(mut img: Rgb, stream: u64, p: &Prepare, out: &mut [f32]) {
+    let n = p.pre.size as usize;
     let px = match &p.augment {
         Some(a) => {
             let mut rng = Rng::fork(p.seed, stream);
@@ -75,8 +82,7 @@ pub fn prepare_rgb(mut img: Rgb, stream: u64, p: &Prepare) -> Vec<f32> {
         }
         None => square_resize(&img, &p.pre, None),
     };
-    normalise_into(&px, n, p.pre.normalisation, &mut out);
-    out
+    normalise_into(&px, n, p.pre.normalisation, out);
 }
 
 /// Starts preparing `items` (files or slide tiles) in batches of `batch`; at most `prefetch`
@@ -102,11 +108,8 @@ pub fn batches(
                 .par_chunks_mut(3 * n * n)
                 .zip(chunk.par_iter())
                 .try_for_each(|(out, &i)| {
-                    out.copy_from_slice(&prepare_rgb(
-                        load(&paths[i], prep.stain.as_deref())?,
-                        streams[i],
-                        &prep,
-                    ));
+                    let img = load(&paths[i], prep.stain.as_deref())?;
+                    prepare_rgb_into(img, streams[i], &prep, out);
                     Ok(())
                 });
             let msg = res.map(|_| Batch {

@@ -462,6 +462,8 @@ fn compute_chunk(
     let mut input_wait = std::time::Duration::ZERO;
     // `extract` has resolved it (the option, else the network's).
     let precision = o.precision.unwrap_or(net.precision);
+    // Every tap reduced to its class token: the last block need not compute the other tokens.
+    let class_token_only = o.reduce == Reduce::Cls;
     loop {
         let t0 = std::time::Instant::now();
         let Ok(batch) = rx.recv() else { break };
@@ -480,11 +482,14 @@ fn compute_chunk(
                 0,
             );
         }
-        let outs: Vec<Tensor> =
-            tch::no_grad(|| autocast(device, precision, || net.forward_taps(&x, taps, false)))
-                .into_iter()
-                .map(|t| t.narrow(0, 0, n))
-                .collect();
+        let outs: Vec<Tensor> = tch::no_grad(|| {
+            autocast(device, precision, || {
+                net.forward_taps_keeping(&x, taps, false, class_token_only)
+            })
+        })
+        .into_iter()
+        .map(|t| t.narrow(0, 0, n))
+        .collect();
         crate::cancel::check()?;
         for (t, out) in outs.iter().enumerate() {
             let v = o

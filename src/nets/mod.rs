@@ -28,6 +28,17 @@ use tch::{nn, Device, Tensor};
 pub struct Stage {
     pub name: String,
     pub run: Step,
+    /// ViT stages: how the stage computes only the class token of its output (`[n, 1, dim]`), for a
+    /// last stage whose other tokens nobody reads. `None`: the stage cannot (CNN stages).
+    pub class_token: Option<ClassToken>,
+}
+
+/// How a ViT stage computes only the class token of its output.
+pub enum ClassToken {
+    /// From every token of its input (a transformer block: its class token attends to all).
+    FromAll(Step),
+    /// Token by token, so a class-token-only input gives the class token's output (a final norm).
+    Tokenwise,
 }
 
 impl Stage {
@@ -36,7 +47,14 @@ impl Stage {
         Stage {
             name: name.to_string(),
             run: Box::new(f),
+            class_token: None,
         }
+    }
+
+    /// The same stage, able to compute its class token alone.
+    pub fn with_class_token(mut self, how: ClassToken) -> Self {
+        self.class_token = Some(how);
+        self
     }
 }
 
@@ -460,15 +478,42 @@ impl Network {
     /// The outputs of `taps` (already resolved, in forward order) for the batch `x`; stops after
     /// the deepest.
     pub fn forward_taps(&self, x: &Tensor, taps: &[String], train: bool) -> Vec<Tensor> {
+        self.forward_taps_keeping(x, taps, train, false)
+    }
+
+    /// [`Network::forward_taps`]; with `class_token_only` (a ViT whose taps are all reduced to
+    /// their class token), the last transformer block computes only the class token, as no later
+    /// stage reads the others: its queries, projection and MLP run on one token instead of every
+    /// token (ViT-S/16 at 224 px: 1 of 197), and the taps from that block on are `[n, 1, dim]`.
+    pub fn forward_taps_keeping(
+        &self,
+        x: &Tensor,
+        taps: &[String],
+        train: bool,
+        class_token_only: bool,
+    ) -> Vec<Tensor> {
+        let stages = &self.body.stages;
+        let deepest = stages.iter().rposition(|s| taps.contains(&s.name));
+        // The stage that switches to the class token: the last one computing from all tokens,
+        // with only token-wise stages between it and the deepest tap.
+        let switch = deepest.filter(|_| class_token_only).and_then(|d| {
+            let k = stages[..=d]
+                .iter()
+                .rposition(|s| !matches!(s.class_token, Some(ClassToken::Tokenwise)))?;
+            matches!(stages[k].class_token, Some(ClassToken::FromAll(_))).then_some(k)
+        });
         let mut out = Vec::with_capacity(taps.len());
         let mut y = self.input(x);
-        for s in &self.body.stages {
+        for (i, s) in stages.iter().enumerate() {
             // A stop request ends the pass between blocks (the caller checks the flag and
             // discards the partial outputs): an interrupt need not wait for a whole batch.
             if out.len() == taps.len() || crate::cancel::requested() {
                 break;
             }
-            y = (s.run)(&y, train);
+            y = match (&s.class_token, switch == Some(i)) {
+                (Some(ClassToken::FromAll(f)), true) => f(&y, train),
+                _ => (s.run)(&y, train),
+            };
             if taps.iter().any(|t| *t == s.name) {
                 out.push(y.shallow_clone());
             }

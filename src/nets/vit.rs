@@ -12,7 +12,8 @@
 /// that alters the numbers (`tests/code_version.rs` fails until you do).
 pub const VERSION: u32 = 1;
 
-use super::{Body, Stage};
+use super::{Body, ClassToken, Stage};
+use std::sync::{Arc, Mutex};
 use tch::{nn, Tensor};
 
 /// The MLP of a block.
@@ -333,6 +334,42 @@ impl Block {
             None,
             false,
         );
+        self.finish(&a, x)
+    }
+
+    /// The block's output for the class token alone (`[n, 1, dim]`): keys and values from every
+    /// token, the query, projection and MLP for token 0 only. Equal to `forward(x)`'s token 0.
+    fn forward_class_token(&self, x: &Tensor) -> Tensor {
+        let (b, t, d) = x.size3().expect("ViT tokens are [n, tokens, dim]");
+        let hd = d / self.heads;
+        let h = x.apply(&self.norm1);
+        let (w, bias) = (&self.qkv.ws, self.qkv.bs.as_ref());
+        let q = h
+            .narrow(1, 0, 1)
+            .linear(&w.narrow(0, 0, d), bias.map(|b| b.narrow(0, 0, d)))
+            .reshape([b, 1, self.heads, hd])
+            .transpose(1, 2);
+        let kv = h
+            .linear(&w.narrow(0, d, 2 * d), bias.map(|b| b.narrow(0, d, 2 * d)))
+            .reshape([b, t, 2, self.heads, hd])
+            .permute([2, 0, 3, 1, 4]);
+        let a = Tensor::scaled_dot_product_attention(
+            &q,
+            &kv.get(0),
+            &kv.get(1),
+            None::<Tensor>,
+            0.0,
+            false,
+            None,
+            false,
+        );
+        self.finish(&a, &x.narrow(1, 0, 1))
+    }
+
+    /// Attention heads `[n, heads, tokens, head dim]` → the block's output: projection, layer
+    /// scale, residual on `x` (the same tokens), MLP, layer scale, residual.
+    fn finish(&self, a: &Tensor, x: &Tensor) -> Tensor {
+        let (b, t, d) = x.size3().expect("ViT tokens are [n, tokens, dim]");
         let mut a = a.transpose(1, 2).reshape([b, t, d]).apply(&self.proj);
         if let Some(g) = &self.ls1 {
             a *= g;
@@ -445,15 +482,27 @@ impl Embed {
 pub fn build(p: &nn::Path, c: &Config) -> Body {
     let embed = Embed::new(p, c);
     let mut stages = Vec::with_capacity(c.depth + 1);
-    let mut embed = Some(embed);
+    // Each block (and the embedding) is shared by its stage's two ways of running (all tokens, class
+    // token only); the network runs on one thread at a time, so the locks are never contended.
+    let mut embed = Some(Arc::new(Mutex::new(embed)));
     for i in 0..c.depth {
-        let block = Block::new(p / "blocks" / i, c);
+        let block = Arc::new(Mutex::new(Block::new(p / "blocks" / i, c)));
+        let name = format!("blocks.{i}");
+        let b = block.clone();
         // The first block's stage embeds the image first: a tap is always a block's output.
         let stage = match embed.take() {
-            Some(e) => Stage::new(&format!("blocks.{i}"), move |x, _| {
-                block.forward(&e.forward(x))
-            }),
-            None => Stage::new(&format!("blocks.{i}"), move |x, _| block.forward(x)),
+            Some(e) => {
+                let e2 = e.clone();
+                Stage::new(&name, move |x, _| {
+                    lock(&block).forward(&lock(&e).forward(x))
+                })
+                .with_class_token(ClassToken::FromAll(Box::new(move |x, _| {
+                    lock(&b).forward_class_token(&lock(&e2).forward(x))
+                })))
+            }
+            None => Stage::new(&name, move |x, _| lock(&block).forward(x)).with_class_token(
+                ClassToken::FromAll(Box::new(move |x, _| lock(&b).forward_class_token(x))),
+            ),
         };
         stages.push(stage);
     }
@@ -465,7 +514,9 @@ pub fn build(p: &nn::Path, c: &Config) -> Body {
             ..Default::default()
         },
     );
-    stages.push(Stage::new("norm", move |x, _| x.apply(&norm)));
+    stages.push(
+        Stage::new("norm", move |x, _| x.apply(&norm)).with_class_token(ClassToken::Tokenwise),
+    );
     let tokens = Tokens {
         prefix: c.prefix(),
         cls: c.class_token,
@@ -478,6 +529,11 @@ pub fn build(p: &nn::Path, c: &Config) -> Body {
         fc_in: c.embed_dim(),
         tokens: Some(tokens),
     }
+}
+
+/// The part behind a stage's lock (a poisoned lock still holds intact weights).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `[n, tokens, dim]` → `[n, dim]` (or `2·dim` for [`Pool::ClsMean`]).
@@ -600,6 +656,53 @@ mod tests {
                 .map(|t| t.numel() as i64)
                 .sum();
             assert_eq!(n, c.parameter_count(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn class_token_only_pass_equals_the_full_pass_token_0() {
+        use crate::nets::{NetOptions, Network, Weights};
+        // DINOv2-S with registers and layer scale; kaiko's ViT-S without either.
+        for name in ["dinov2_vits14_reg4", "kaiko_vits16"] {
+            let net = Network::new(
+                name,
+                NetOptions {
+                    weights: Weights::Random(3),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let s = net.spec.input_size;
+            let x = Tensor::randn([2, 3, s, s], tch::kind::FLOAT_CPU);
+            // The switch happens at the last block (deepest tap `norm`) or at the deepest block tap.
+            for taps in [vec!["blocks.2", "norm"], vec!["blocks.4"]] {
+                let taps: Vec<String> = taps.into_iter().map(String::from).collect();
+                let (full, cls) = tch::no_grad(|| {
+                    (
+                        net.forward_taps(&x, &taps, false),
+                        net.forward_taps_keeping(&x, &taps, false, true),
+                    )
+                });
+                assert_eq!(full.len(), cls.len());
+                let last = cls.last().unwrap();
+                assert_eq!(
+                    last.size()[1],
+                    1,
+                    "{name} {taps:?}: one token at the deepest tap"
+                );
+                for (f, c) in full.iter().zip(&cls) {
+                    let d = (f.select(1, 0) - c.select(1, 0))
+                        .abs()
+                        .max()
+                        .double_value(&[]);
+                    let scale = f.select(1, 0).abs().max().double_value(&[]);
+                    assert!(d <= 1e-5 * scale, "{name} {taps:?}: {d} (scale {scale})");
+                }
+                // A tap before the switch keeps every token.
+                if taps.len() == 2 {
+                    assert_eq!(cls[0].size(), full[0].size());
+                }
+            }
         }
     }
 

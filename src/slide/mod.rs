@@ -382,6 +382,22 @@ impl Slide {
 
     /// The region as OpenSlide gives it: premultiplied ARGB, one u32 per pixel.
     fn read_argb(&self, x: i64, y: i64, level: usize, w: u32, h: u32) -> Result<Vec<u32>> {
+        let mut buf = Vec::new();
+        self.read_argb_into(&mut buf, x, y, level, w, h)?;
+        Ok(buf)
+    }
+
+    /// [`Slide::read_argb`] into `buf` (its old contents replaced; its memory reused, not cleared
+    /// first: OpenSlide writes every pixel).
+    fn read_argb_into(
+        &self,
+        buf: &mut Vec<u32>,
+        x: i64,
+        y: i64,
+        level: usize,
+        w: u32,
+        h: u32,
+    ) -> Result<()> {
         if level >= self.levels.len() {
             return Err(Error::file(
                 &self.path,
@@ -398,9 +414,13 @@ impl Slide {
                 format!("region {w}×{h} at level {level} is too large to read at once"),
             ));
         }
-        let mut buf = vec![0u32; n as usize];
+        let n = n as usize;
+        buf.clear();
+        buf.reserve(n);
         if n > 0 {
-            // SAFETY: buf holds w*h u32s as openslide_read_region requires.
+            // SAFETY: buf has room for w*h u32s as openslide_read_region requires; OpenSlide writes
+            // all of them (it clears the destination first, also when the read fails), so the
+            // length may then cover them.
             unsafe {
                 (self.lib.read_region)(
                     self.handle.0,
@@ -410,8 +430,9 @@ impl Slide {
                     level as i32,
                     w as i64,
                     h as i64,
-                )
-            };
+                );
+                buf.set_len(n);
+            }
             self.check().map_err(|e| {
                 Error::file(
                     &self.path,
@@ -419,22 +440,32 @@ impl Slide {
                 )
             })?;
         }
-        Ok(buf)
+        Ok(())
     }
 
     /// The same region as [`Slide::read`], composited over white as RGB in one pass (what tiles
-    /// need): the same bytes as `read(...).to_rgb()`.
+    /// need): the same bytes as `read(...).to_rgb()`. The ARGB buffer is the thread's own, reused
+    /// from one tile to the next.
     pub fn read_rgb(&self, x: i64, y: i64, level: usize, w: u32, h: u32) -> Result<Pixels> {
-        let buf = self.read_argb(x, y, level, w, h)?;
-        let mut data = vec![0u8; buf.len() * 3];
-        for (v, o) in buf.iter().zip(data.chunks_exact_mut(3)) {
-            o.copy_from_slice(&over_white(openslide::straight(*v)));
+        thread_local! {
+            static ARGB: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        Ok(Pixels {
-            width: w,
-            height: h,
-            channels: 3,
-            data,
+        ARGB.with_borrow_mut(|buf| {
+            self.read_argb_into(buf, x, y, level, w, h)?;
+            let mut data = Vec::with_capacity(buf.len() * 3);
+            for v in buf.iter() {
+                data.extend_from_slice(&over_white(openslide::straight(*v)));
+            }
+            // A tile-sized buffer is kept; one of a large region is not.
+            if buf.capacity() > 1 << 22 {
+                *buf = Vec::new();
+            }
+            Ok(Pixels {
+                width: w,
+                height: h,
+                channels: 3,
+                data,
+            })
         })
     }
 

@@ -5,6 +5,7 @@
 
 use super::{Pixels, Slide};
 use crate::error::Result;
+use rayon::prelude::*;
 
 crate::options! {
     /// The options map of `s.tissue(#{ ... })`.
@@ -128,8 +129,8 @@ fn median(v: &[u8], w: usize, h: usize, r: usize) -> Vec<u8> {
     let side = 2 * r + 1;
     let half = side * side / 2;
     let clamp = |a: isize, n: usize| a.clamp(0, n as isize - 1) as usize;
-    for y in 0..h {
-        // A running histogram along the row.
+    // Rows are independent (each keeps its own running histogram): one per task.
+    out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
         let mut hist = [0u32; 256];
         for dy in -(r as isize)..=(r as isize) {
             let yy = clamp(y as isize + dy, h);
@@ -137,7 +138,7 @@ fn median(v: &[u8], w: usize, h: usize, r: usize) -> Vec<u8> {
                 hist[v[yy * w + clamp(dx, w)] as usize] += 1;
             }
         }
-        for x in 0..w {
+        for (x, o) in row.iter_mut().enumerate() {
             if x > 0 {
                 let out_x = clamp(x as isize - r as isize - 1, w);
                 let in_x = clamp(x as isize + r as isize, w);
@@ -151,16 +152,15 @@ fn median(v: &[u8], w: usize, h: usize, r: usize) -> Vec<u8> {
             for (val, c) in hist.iter().enumerate() {
                 acc += *c as usize;
                 if acc > half {
-                    out[y * w + x] = val as u8;
+                    *o = val as u8;
                     break;
                 }
             }
         }
-    }
+    });
     out
 }
 
-/// Otsu's threshold of 8-bit values (values above it are foreground), as scikit-image computes it.
 fn otsu(v: &[u8]) -> u8 {
     let mut hist = [0f64; 256];
     for x in v {
@@ -210,8 +210,8 @@ fn morph(m: &[bool], w: usize, h: usize, r: usize, dilation: bool) -> Vec<bool> 
     // Separable: rows then columns.
     let pass = |src: &[bool], horizontal: bool| -> Vec<bool> {
         let mut out = vec![false; src.len()];
-        for y in 0..h {
-            for x in 0..w {
+        out.par_chunks_mut(w).enumerate().for_each(|(y, row)| {
+            for (x, o) in row.iter_mut().enumerate() {
                 let mut any = !dilation;
                 for d in -(r as isize)..=(r as isize) {
                     let (xx, yy) = if horizontal {
@@ -233,9 +233,9 @@ fn morph(m: &[bool], w: usize, h: usize, r: usize, dilation: bool) -> Vec<bool> 
                         break;
                     }
                 }
-                out[y * w + x] = any;
+                *o = any;
             }
-        }
+        });
         out
     };
     pass(&pass(m, true), false)
