@@ -19,17 +19,16 @@ build: setup
 demo: build
 	$(BIN) run examples/quickstart.rhai
 
-test: build
+test: setup
 	mkdir -p $(TARGET)
-	@# The test binaries compile while the fixtures are generated (each waits on the other's
-	@# single-threaded stretches); either failing fails the target, with its log shown.
-	@$(CARGO) test --release --no-run >$(TARGET)/test-build.log 2>&1 & build=$$!; \
-	trap 'kill $$build 2>/dev/null' INT TERM; \
-	bash scripts/make-fixtures; fixtures=$$?; \
-	wait $$build || { cat $(TARGET)/test-build.log; exit 1; }; \
-	exit $$fixtures
-	set -o pipefail; $(CARGO) test --release -- --test-threads=1 2>&1 | tee $(TARGET)/test.log
-	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "%d passed, %d failed\n", p, f}' $(TARGET)/test.log
+	@# The fixtures (Python references) are generated while cargo builds the binary and the test
+	@# binaries (each fills the other's single-threaded stretches); either failing fails the target.
+	@bash scripts/make-fixtures >$(TARGET)/fixtures.log 2>&1 & fixtures=$$!; \
+	trap 'kill $$fixtures 2>/dev/null' INT TERM; \
+	$(CARGO) build --release && $(CARGO) test --release --no-run; built=$$?; \
+	wait $$fixtures || { cat $(TARGET)/fixtures.log; echo "make-fixtures failed" >&2; exit 1; }; \
+	exit $$built
+	bash scripts/run-tests
 
 bench: build
 	bash bench/run
