@@ -23,12 +23,13 @@ test: setup
 	mkdir -p $(TARGET)
 	@# The fixtures (Python references) are generated while cargo builds the binary and the test
 	@# binaries (each fills the other's single-threaded stretches); either failing fails the target.
-	@bash scripts/make-fixtures >$(TARGET)/fixtures.log 2>&1 & fixtures=$$!; \
-	trap 'kill $$fixtures 2>/dev/null' INT TERM; \
+	@# The fixtures run in their own process group, so Ctrl-C stops all of it (Python included).
+	@set -m; bash scripts/make-fixtures >$(TARGET)/fixtures.log 2>&1 & fixtures=$$!; set +m; \
+	trap 'kill -TERM -- -$$fixtures 2>/dev/null; exit 130' INT TERM; \
 	$(CARGO) build --release && $(CARGO) test --release --no-run; built=$$?; \
 	wait $$fixtures || { cat $(TARGET)/fixtures.log; echo "make-fixtures failed" >&2; exit 1; }; \
 	exit $$built
-	bash scripts/run-tests
+	CARGO="$(CARGO)" bash scripts/run-tests
 
 bench: build
 	bash bench/run

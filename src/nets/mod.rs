@@ -482,9 +482,10 @@ impl Network {
     }
 
     /// [`Network::forward_taps`]; with `class_token_only` (a ViT whose taps are all reduced to
-    /// their class token), the last transformer block computes only the class token, as no later
-    /// stage reads the others: its queries, projection and MLP run on one token instead of every
-    /// token (ViT-S/16 at 224 px: 1 of 197), and the taps from that block on are `[n, 1, dim]`.
+    /// their class token), the network's last transformer block computes only the class token when
+    /// the pass reaches it, as no later stage reads the others: its queries, projection and MLP run
+    /// on one token instead of every token (ViT-S/16 at 224 px: 1 of 197), and the taps from that
+    /// block on are `[n, 1, dim]`.
     pub fn forward_taps_keeping(
         &self,
         x: &Tensor,
@@ -494,13 +495,17 @@ impl Network {
     ) -> Vec<Tensor> {
         let stages = &self.body.stages;
         let deepest = stages.iter().rposition(|s| taps.contains(&s.name));
-        // The stage that switches to the class token: the last one computing from all tokens,
-        // with only token-wise stages between it and the deepest tap.
-        let switch = deepest.filter(|_| class_token_only).and_then(|d| {
-            let k = stages[..=d]
-                .iter()
-                .rposition(|s| !matches!(s.class_token, Some(ClassToken::Tokenwise)))?;
-            matches!(stages[k].class_token, Some(ClassToken::FromAll(_))).then_some(k)
+        // The stage that switches to the class token: the network's last block (only token-wise
+        // stages after it), and only when the pass reaches it. A block deeper inside the network
+        // never switches, so a tap's features do not depend on which other taps share the pass
+        // (the two ways round differently in the last bits, and both would fill one cache key).
+        let last = stages
+            .iter()
+            .rposition(|s| !matches!(s.class_token, Some(ClassToken::Tokenwise)));
+        let switch = last.filter(|&k| {
+            class_token_only
+                && deepest.is_some_and(|d| d >= k)
+                && matches!(stages[k].class_token, Some(ClassToken::FromAll(_)))
         });
         let mut out = Vec::with_capacity(taps.len());
         let mut y = self.input(x);

@@ -451,21 +451,23 @@ impl Slide {
             static ARGB: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
         }
         ARGB.with_borrow_mut(|buf| {
-            self.read_argb_into(buf, x, y, level, w, h)?;
-            let mut data = Vec::with_capacity(buf.len() * 3);
-            for v in buf.iter() {
-                data.extend_from_slice(&over_white(openslide::straight(*v)));
-            }
-            // A tile-sized buffer is kept; one of a large region is not.
+            let read = self.read_argb_into(buf, x, y, level, w, h).map(|()| {
+                let mut data = Vec::with_capacity(buf.len() * 3);
+                for v in buf.iter() {
+                    data.extend_from_slice(&over_white(openslide::straight(*v)));
+                }
+                Pixels {
+                    width: w,
+                    height: h,
+                    channels: 3,
+                    data,
+                }
+            });
+            // A tile-sized buffer is kept; one of a large region is not (also after a failed read).
             if buf.capacity() > 1 << 22 {
                 *buf = Vec::new();
             }
-            Ok(Pixels {
-                width: w,
-                height: h,
-                channels: 3,
-                data,
-            })
+            read
         })
     }
 

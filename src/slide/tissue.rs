@@ -161,6 +161,7 @@ fn median(v: &[u8], w: usize, h: usize, r: usize) -> Vec<u8> {
     out
 }
 
+/// Otsu's threshold of 8-bit values (values above it are foreground), as scikit-image computes it.
 fn otsu(v: &[u8]) -> u8 {
     let mut hist = [0f64; 256];
     for x in v {
