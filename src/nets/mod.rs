@@ -28,17 +28,10 @@ use tch::{nn, Device, Tensor};
 pub struct Stage {
     pub name: String,
     pub run: Step,
-    /// ViT stages: how the stage computes only the class token of its output (`[n, 1, dim]`), for a
-    /// last stage whose other tokens nobody reads. `None`: the stage cannot (CNN stages).
-    pub class_token: Option<ClassToken>,
-}
-
-/// How a ViT stage computes only the class token of its output.
-pub enum ClassToken {
-    /// From every token of its input (a transformer block: its class token attends to all).
-    FromAll(Step),
-    /// Token by token, so a class-token-only input gives the class token's output (a final norm).
-    Tokenwise,
+    /// A ViT's last block: the same block computing only the class token of its output
+    /// (`[n, 1, dim]`), for passes whose taps are all reduced to their class token. Every stage
+    /// after it works token by token (the final norm), so they take that one token as it is.
+    pub class_token: Option<Step>,
 }
 
 impl Stage {
@@ -51,9 +44,12 @@ impl Stage {
         }
     }
 
-    /// The same stage, able to compute its class token alone.
-    pub fn with_class_token(mut self, how: ClassToken) -> Self {
-        self.class_token = Some(how);
+    /// The same stage, able to compute its class token alone with `f`.
+    pub fn with_class_token(
+        mut self,
+        f: impl Fn(&Tensor, bool) -> Tensor + Send + 'static,
+    ) -> Self {
+        self.class_token = Some(Box::new(f));
         self
     }
 }
@@ -494,19 +490,14 @@ impl Network {
         class_token_only: bool,
     ) -> Vec<Tensor> {
         let stages = &self.body.stages;
+        // The last block switches to the class token when the pass reaches it. Only the last: a
+        // tap's features then do not depend on which other taps share the pass (the two ways
+        // round differently in the last bits, and both would fill one cache key).
         let deepest = stages.iter().rposition(|s| taps.contains(&s.name));
-        // The stage that switches to the class token: the network's last block (only token-wise
-        // stages after it), and only when the pass reaches it. A block deeper inside the network
-        // never switches, so a tap's features do not depend on which other taps share the pass
-        // (the two ways round differently in the last bits, and both would fill one cache key).
-        let last = stages
+        let switch = stages
             .iter()
-            .rposition(|s| !matches!(s.class_token, Some(ClassToken::Tokenwise)));
-        let switch = last.filter(|&k| {
-            class_token_only
-                && deepest.is_some_and(|d| d >= k)
-                && matches!(stages[k].class_token, Some(ClassToken::FromAll(_)))
-        });
+            .position(|s| s.class_token.is_some())
+            .filter(|&k| class_token_only && deepest.is_some_and(|d| d >= k));
         let mut out = Vec::with_capacity(taps.len());
         let mut y = self.input(x);
         for (i, s) in stages.iter().enumerate() {
@@ -516,7 +507,7 @@ impl Network {
                 break;
             }
             y = match (&s.class_token, switch == Some(i)) {
-                (Some(ClassToken::FromAll(f)), true) => f(&y, train),
+                (Some(f), true) => f(&y, train),
                 _ => (s.run)(&y, train),
             };
             if taps.iter().any(|t| *t == s.name) {

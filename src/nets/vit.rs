@@ -12,7 +12,7 @@
 /// that alters the numbers (`tests/code_version.rs` fails until you do).
 pub const VERSION: u32 = 2;
 
-use super::{Body, ClassToken, Stage};
+use super::{Body, Stage};
 use std::sync::{Arc, Mutex};
 use tch::{nn, Tensor};
 
@@ -482,28 +482,26 @@ impl Embed {
 pub fn build(p: &nn::Path, c: &Config) -> Body {
     let embed = Embed::new(p, c);
     let mut stages = Vec::with_capacity(c.depth + 1);
-    // Each block (and the embedding) is shared by its stage's two ways of running (all tokens, class
-    // token only); the network runs on one thread at a time, so the locks are never contended.
+    // The first block's stage embeds the image first: a tap is always a block's output. The last
+    // block (and the embedding, in a one-block network) is shared by its stage's two ways of running
+    // (all tokens, class token only); the network runs on one thread at a time, so the locks are
+    // never contended.
     let mut embed = Some(Arc::new(Mutex::new(embed)));
     for i in 0..c.depth {
         let block = Arc::new(Mutex::new(Block::new(p / "blocks" / i, c)));
-        let name = format!("blocks.{i}");
-        let b = block.clone();
-        // The first block's stage embeds the image first: a tap is always a block's output.
-        let stage = match embed.take() {
-            Some(e) => {
-                let e2 = e.clone();
-                Stage::new(&name, move |x, _| {
-                    lock(&block).forward(&lock(&e).forward(x))
-                })
-                .with_class_token(ClassToken::FromAll(Box::new(move |x, _| {
-                    lock(&b).forward_class_token(&lock(&e2).forward(x))
-                })))
-            }
-            None => Stage::new(&name, move |x, _| lock(&block).forward(x)).with_class_token(
-                ClassToken::FromAll(Box::new(move |x, _| lock(&b).forward_class_token(x))),
-            ),
+        let e = embed.take();
+        let input = |e: &Option<Arc<Mutex<Embed>>>, x: &Tensor| match e {
+            Some(e) => lock(e).forward(x),
+            None => x.shallow_clone(),
         };
+        let (b, e2) = (block.clone(), e.clone());
+        let mut stage = Stage::new(&format!("blocks.{i}"), move |x, _| {
+            lock(&b).forward(&input(&e2, x))
+        });
+        if i + 1 == c.depth {
+            stage =
+                stage.with_class_token(move |x, _| lock(&block).forward_class_token(&input(&e, x)));
+        }
         stages.push(stage);
     }
     let norm = nn::layer_norm(
@@ -514,9 +512,7 @@ pub fn build(p: &nn::Path, c: &Config) -> Body {
             ..Default::default()
         },
     );
-    stages.push(
-        Stage::new("norm", move |x, _| x.apply(&norm)).with_class_token(ClassToken::Tokenwise),
-    );
+    stages.push(Stage::new("norm", move |x, _| x.apply(&norm)));
     let tokens = Tokens {
         prefix: c.prefix(),
         cls: c.class_token,
