@@ -19,6 +19,9 @@ build: setup
 demo: build
 	$(BIN) run examples/quickstart.rhai
 
+# The test runner's profile (.config/nextest.toml): `ci` under CI (a JUnit report as well).
+NEXTEST_PROFILE ?= $(if $(CI),ci,default)
+
 test: setup
 	mkdir -p $(TARGET)
 	@# The fixtures (Python references) are generated while cargo builds the binary and the test
@@ -26,10 +29,14 @@ test: setup
 	@# The fixtures run in their own process group, so Ctrl-C stops all of it (Python included).
 	@set -m; bash scripts/make-fixtures >$(TARGET)/fixtures.log 2>&1 & fixtures=$$!; set +m; \
 	trap 'kill -TERM -- -$$fixtures 2>/dev/null; exit 130' INT TERM; \
-	$(CARGO) build --release && $(CARGO) test --release --no-run; built=$$?; \
+	$(CARGO) nextest run --workspace --release --no-run; built=$$?; \
 	wait $$fixtures || { cat $(TARGET)/fixtures.log; echo "make-fixtures failed" >&2; exit 1; }; \
 	exit $$built
-	CARGO="$(CARGO)" bash scripts/run-tests
+	@# Every test in its own process, two at a time (.config/nextest.toml). Two libtorch processes
+	@# on two cores: OpenMP threads that spin at their barriers take the cores from each other
+	@# (features + nets_parity side by side: 93 s, one after the other: 34 s); sleeping threads do
+	@# not (25 s). This applies to the tests (and the patholab processes they start) only.
+	OMP_WAIT_POLICY=PASSIVE $(CARGO) nextest run --workspace --release --profile $(NEXTEST_PROFILE)
 
 bench: build
 	bash bench/run

@@ -4,6 +4,8 @@ import json, os, platform, random, resource, shutil, statistics, subprocess, sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("PATHOLAB_BIN") or os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "patholab")
+# The measurements' own binary (src/bin/patholab-bench.rs), built beside `patholab`.
+BENCH = os.path.join(os.path.dirname(BIN), "patholab-bench")
 PY = os.path.join(ROOT, ".venv", "bin", "python")
 WORK = os.environ.get("PATHOLAB_BENCH_DIR", "/tmp/patholab-bench")
 ONLY = set(sys.argv[1:])
@@ -171,13 +173,13 @@ def main():
                      f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores while measured.")
 
     if start("decode"):
-        ours = last_json(measure([BIN, "bench", "decode", img500])["out"])
+        ours = last_json(measure([BENCH, "decode", img500])["out"])
         theirs = last_json(measure([PY, os.path.join(ROOT, "bench/peers.py"), "decode", img500])["out"])
         a, b = ours["images"] / ours["seconds"], theirs["images"] / theirs["seconds"]
         rows.append(("decode + crop + resize + normalise, 500 mixed images", f"{a:.0f} img/s", f"{b:.0f} img/s (PIL + DataLoader, 2 workers)", f"{a / b:.2f}x"))
 
     if start("extract"):
-        peak = last_json(measure([BIN, "bench", "matmul"])["out"])
+        peak = last_json(measure([BENCH, "matmul"])["out"])
         peer_peak = last_json(measure([PY, os.path.join(ROOT, "bench/peers.py"), "matmul"])["out"])
         notes.append(f"matmul peak (2048², fp32): libtorch from patholab {peak['gflops']:.0f} GFLOP/s, PyTorch {peer_peak['gflops']:.0f} GFLOP/s; "
                      f"a 1×1 convolution, 2048 → 2048 channels over 64×64 pixels (a 2048×2048 by 2048×4096 product, run by oneDNN like the networks' convolutions): {peak['conv_gflops']:.0f} "
@@ -188,7 +190,7 @@ def main():
         tuned = []
         for (net, tap, peer_tap), gf in flops.items():
             shutil.rmtree(env["PATHOLAB_CACHE"], ignore_errors=True)
-            ours = last_json(measure([BIN, "bench", "extract", img500, net, tap], env)["out"])
+            ours = last_json(measure([BENCH, "extract", img500, net, tap], env)["out"])
             peer = [PY, os.path.join(ROOT, "bench/peers.py"), "extract", img500, net, peer_tap]
             theirs = last_json(measure(peer)["out"])
             a, b = ours["images"] / ours["seconds"], theirs["images"] / theirs["seconds"]
@@ -210,7 +212,7 @@ def main():
             got = {}
             for p in ["fp32", "bf16"]:
                 shutil.rmtree(env["PATHOLAB_CACHE"], ignore_errors=True)
-                got[p] = last_json(measure([BIN, "bench", "extract", img500, net, tap, p], same)["out"])
+                got[p] = last_json(measure([BENCH, "extract", img500, net, tap, p], same)["out"])
             peer = last_json(measure([PY, os.path.join(ROOT, "bench/peers.py"), "extract", img500, net, peer_tap, "bf16", "1"], same)["out"])
             rate = {p: g["images"] / g["seconds"] for p, g in got.items()}
             b = peer["images"] / peer["seconds"]
@@ -228,7 +230,7 @@ def main():
         # Channels-last (NHWC) against NCHW inputs, every CNN family, forward passes alone (batch 16, 3 after
         # one), fp32 and bf16: patholab keeps channels-last where it wins (src/nets/mod.rs).
         for net in ["resnet50", "densenet201", "vgg16", "inception_v3", "inception_resnet_v2", "mobilenet_v1", "mobilenet_v2", "efficientnet_lite0"]:
-            got = {(p, c): last_json(measure([BIN, "bench", "forward", net, "last", "16", "3", p, "cpu", c], env)["out"])["images_per_s"]
+            got = {(p, c): last_json(measure([BENCH, "forward", net, "last", "16", "3", p, "cpu", c], env)["out"])["images_per_s"]
                    for p in ["fp32", "bf16"] for c in ["true", "false"]}
             rows.append((f"{net} forward, channels-last vs NCHW, CPU (fp32 / bf16)",
                          f"{got['fp32', 'true']:.1f} / {got['bf16', 'true']:.1f} img/s", f"NCHW {got['fp32', 'false']:.1f} / {got['bf16', 'false']:.1f} img/s",
@@ -241,11 +243,11 @@ def main():
         venv = dict(env, MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_="4294967296")
         for ours_name, timm_name, label in [("kaiko_vits16", "vit_small_patch16_224", "ViT-S/16"), ("kaiko_vitb16", "vit_base_patch16_224", "ViT-B/16")]:
             shutil.rmtree(env["PATHOLAB_CACHE"], ignore_errors=True)
-            ours = last_json(measure([BIN, "bench", "extract", img500, ours_name, "norm"], venv)["out"])
+            ours = last_json(measure([BENCH, "extract", img500, ours_name, "norm"], venv)["out"])
             theirs = last_json(measure([PY, os.path.join(ROOT, "bench/peers.py"), "extract_vit", img500, timm_name], same)["out"])
             a, b = ours["images"] / ours["seconds"], theirs["images"] / theirs["seconds"]
             rows.append((f"{label} features (class token), 500 images, CPU", f"{a:.1f} img/s", f"{b:.1f} img/s (timm + DataLoader, same malloc settings)", f"{a / b:.2f}x (target ≥ 1.0x)"))
-        ours = measure([BIN, "bench", "forward", "uni", "norm", "32", "1"], venv)["rss_kb"] / 1024
+        ours = measure([BENCH, "forward", "uni", "norm", "32", "1"], venv)["rss_kb"] / 1024
         theirs = measure([PY, os.path.join(ROOT, "bench/peers.py"), "forward_vit", "vit_large_patch16_224", "32"], same)["rss_kb"] / 1024
         rows.append(("peak RSS, ViT-L/16 forward at batch 32, CPU", f"{ours:.0f} MB", f"{theirs:.0f} MB (timm)", f"{ours / theirs:.2f}x (target ≤ 1.0x)"))
 
@@ -270,7 +272,7 @@ def main():
             df.insert(0, "label", [f"c{v}" for v in y])
             df.insert(0, "id", [str(i) for i in range(5000)])
             df.to_parquet(path)
-        ours = last_json(measure([BIN, "bench", "learn", path])["out"])
+        ours = last_json(measure([BENCH, "learn", path])["out"])
         theirs = last_json(measure([PY, os.path.join(ROOT, "bench/peers.py"), "learn", path])["out"])
         for k, label in [("extra_trees_fit", "ExtraTrees fit, n=5000, d=2048, 8 classes, 100 trees, sqrt"),
                          ("rfe", "RFE, ET importances, step 0.1, 3 slide folds (vs RFECV)"),
@@ -279,7 +281,7 @@ def main():
 
     if start("etfl"):
         shutil.rmtree(env["PATHOLAB_CACHE"], ignore_errors=True)
-        ours = last_json(measure([BIN, "bench", "etfl", img500, "1000"])["out"])
+        ours = last_json(measure([BENCH, "etfl", img500, "1000"])["out"])
         deep = measure([BIN, "--quiet", "-e", f'let f = network("efficientnet_lite0").features(dataset("{img500}")); '
                         f'tune(linear_svm(), f, #{{ C: [1e-3, 1e-2, 1e-1] }}, slide_kfold(5)).cv_best()'], env)
         rows.append(("ET-FL fit, 500 images × 1,000 subwindows", f"{ours['seconds']:.1f} s ({ours['leaves']} leaves)", f"deep last layer (lite0 features + SVM CV): {deep['wall']:.1f} s", ""))
@@ -290,13 +292,13 @@ def main():
         small = os.path.join(ROOT, "..", "shared", "datasets", "wsi-cmu1-small", "CMU-1-Small-Region.svs")
         if not os.path.exists(large):
             subprocess.run([PY, os.path.join(ROOT, "tests", "fixtures", "make_wsi.py")], check=True)
-        big = measure([BIN, "bench", "tiles", large, "0.499"])
+        big = measure([BENCH, "tiles", large, "0.499"])
         ours = last_json(big["out"])
         theirs = last_json(measure([PY, os.path.join(ROOT, "bench/peers.py"), "tiles", large, "0.499"])["out"])
         a, b = ours["tiles"] / ours["seconds"], theirs["tiles"] / theirs["seconds"]
         rows.append((f"tissue mask + read + resize 224 + normalise every tissue tile, 20480² JPEG pyramid ({ours['tiles']} tiles)",
                      f"{a:.0f} tiles/s", f"{b:.0f} tiles/s (openslide-python + PIL + DataLoader, 2 workers)", f"{a / b:.2f}x (target ≥ 2x)"))
-        small_r = measure([BIN, "bench", "tiles", small, "0.499"])
+        small_r = measure([BENCH, "tiles", small, "0.499"])
         rows.append(("peak RSS tiling the 20480² pyramid vs the 2220×2967 slide", f"{big['rss_kb'] / 1024:.0f} MB vs {small_r['rss_kb'] / 1024:.0f} MB", "",
                      f"{big['rss_kb'] / small_r['rss_kb']:.2f}x (target ≤ 1.2x)"))
 

@@ -1,7 +1,9 @@
 //! The `patholab` command: parses arguments and hands over to the library.
 
 use clap::{Parser, Subcommand};
-use patholab::{cluster, kernel, nets, repl, script};
+use patholab_core::{cluster, nets};
+use patholab_script as script;
+use patholab_script::{kernel, repl};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -41,9 +43,6 @@ enum Command {
     Demo,
     /// Print the script reference (markdown) generated from the declarations: docs/reference.md.
     Docs,
-    /// Measurements for `make bench` (prints JSON).
-    #[command(hide = true)]
-    Bench { args: Vec<String> },
     /// The Jupyter kernel: `kernel install` writes its kernelspec; Jupyter starts it with
     /// `kernel --connection-file F`.
     #[command(args_conflicts_with_subcommands = true)]
@@ -141,10 +140,10 @@ enum WeightsAction {
 }
 
 fn main() -> ExitCode {
-    patholab::memory::keep_freed_memory();
+    patholab_core::memory::keep_freed_memory();
     let cli = Cli::parse();
     // Before anything touches libtorch (where there is no NVIDIA driver this does nothing).
-    let _ = patholab::load_cuda();
+    let _ = patholab_core::load_cuda();
     // Tables print whole at the prompt unless the user chose otherwise.
     for (k, v) in [
         ("POLARS_FMT_MAX_COLS", "24"),
@@ -155,7 +154,7 @@ fn main() -> ExitCode {
             std::env::set_var(k, v);
         }
     }
-    patholab::progress::set_quiet(cli.quiet);
+    patholab_core::progress::set_quiet(cli.quiet);
     for l in &cli.limit {
         if let Err(e) = script::limits::set(l) {
             return fail(e);
@@ -163,10 +162,10 @@ fn main() -> ExitCode {
     }
     let result = if cli.version {
         println!("patholab {}", env!("CARGO_PKG_VERSION"));
-        println!("libtorch {}", env!("PATHOLAB_LIBTORCH_VERSION"));
+        println!("libtorch {}", patholab_core::LIBTORCH_VERSION);
         println!(
             "CUDA {}",
-            match patholab::cuda_devices() {
+            match patholab_core::cuda_devices() {
                 Ok(n) => format!("available ({n} device(s))"),
                 Err(why) => format!("not available ({why})"),
             }
@@ -213,9 +212,6 @@ fn main() -> ExitCode {
                     "patholab kernel: give --connection-file F (Jupyter does) or install".into(),
                 ),
             },
-            Some(Command::Bench { args }) => patholab::bench::run(&args)
-                .map(|s| println!("{s}"))
-                .map_err(|e| e.to_string()),
         }
     };
     match result {
@@ -276,17 +272,17 @@ fn slurm(action: SlurmAction) -> Result<(), String> {
 fn weights(action: WeightsAction) -> Result<(), String> {
     match action {
         WeightsAction::List => {
-            println!("{}", nets::weights_list());
+            println!("{}", nets::catalogue::weights_list());
             Ok(())
         }
-        WeightsAction::Import { file, name } => nets::import_weights(&file, &name)
+        WeightsAction::Import { file, name } => nets::catalogue::import_weights(&file, &name)
             .map(|p| println!("imported {}", p.display()))
             .map_err(|e| e.to_string()),
-        WeightsAction::Verify => nets::verify_weights()
+        WeightsAction::Verify => nets::catalogue::verify_weights()
             .map(|s| println!("{s}"))
             .map_err(|e| e.to_string()),
         WeightsAction::Fetch { name, sha256 } => match nets::registry::find(&name) {
-            None => Err(nets::fetch_instructions(&name)),
+            None => Err(nets::catalogue::fetch_instructions(&name)),
             Some(spec) => nets::fetch::fetch(spec, sha256.as_deref(), false)
                 .map(|p| println!("saved {}", p.display()))
                 .map_err(|e| e.to_string()),

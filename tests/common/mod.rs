@@ -1,19 +1,100 @@
-//! What the integration tests share to drive the real binary: a command with its own feature
-//! cache (never the user's), and a way to run script text from a file.
+//! What the integration tests share. Every start of the binary goes through [`patholab`] (or
+//! [`patholab_in`], which is [`patholab`] in a working folder): it has a feature cache, a prompt
+//! history and a weights folder of its own, never the user's, and none of the user's settings
+//! (`PATHOLAB_*`, `POLARS_*`, `HF_TOKEN`, `VIRTUAL_ENV`) reach it. A test sets what it needs after
+//! the call (`.env("PATHOLAB_CACHE", …)`, `.env("PATHOLAB_WEIGHTS", …)`, `.current_dir(…)`), and
+//! what it sets wins. A process that starts the binary for the test (Python's Jupyter client)
+//! gets the same environment from [`isolate`].
 #![allow(dead_code)]
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
-/// A cache folder for this test process, under the system's temporary folder.
-pub fn cache() -> PathBuf {
-    std::env::temp_dir().join(format!("patholab-test-cache-{}", std::process::id()))
+/// Variables with these prefixes are the user's configuration of patholab (its settings and
+/// limits) or of the tables it prints (`POLARS_FMT_*`, which the binary defaults when unset).
+const USER_PREFIXES: &[&str] = &["PATHOLAB_", "POLARS_"];
+/// Other variables the binary reads that change what it does or where it looks.
+const USER_VARS: &[&str] = &["HF_TOKEN", "VIRTUAL_ENV"];
+
+/// This test process's own folder, made on first use: `<tmp>/patholab-test-<pid>-<random>`. It
+/// holds the default feature cache, history and (empty) weights folder of the binaries the test
+/// starts. nextest runs each test in a process of its own, so no test sees another's cache; the
+/// folders of test processes that have ended are removed when the next one makes its own.
+fn own_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let tmp = std::env::temp_dir();
+        remove_ended(&tmp);
+        tempfile::Builder::new()
+            .prefix(&format!("patholab-test-{}-", std::process::id()))
+            .tempdir_in(&tmp)
+            .unwrap()
+            .keep()
+    })
 }
 
-/// The binary, with a feature cache of this test process.
+/// Removes the `patholab-test-<pid>-*` folders whose process is gone.
+fn remove_ended(tmp: &Path) {
+    for e in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("patholab-test-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// The feature cache of this test process (the default of [`patholab`]).
+pub fn cache() -> PathBuf {
+    own_dir().join("cache")
+}
+
+/// The prompt history of this test process (the default of [`patholab`]).
+pub fn history() -> PathBuf {
+    own_dir().join("history")
+}
+
+/// Gives `c` the environment of the binary under test: none of the user's settings, this test
+/// process's cache and history, an empty weights folder (networks take their weights from the
+/// project's `.venv` packages, as on a clean machine). Settings made on `c` afterwards win.
+pub fn isolate(c: &mut Command) -> &mut Command {
+    let user: Vec<OsString> = std::env::vars_os()
+        .map(|(k, _)| k)
+        .filter(|k| {
+            let k = k.to_string_lossy();
+            USER_PREFIXES.iter().any(|p| k.starts_with(p)) || USER_VARS.contains(&k.as_ref())
+        })
+        .collect();
+    for k in user {
+        c.env_remove(k);
+    }
+    c.env("PATHOLAB_CACHE", cache())
+        .env("PATHOLAB_HISTORY", history())
+        .env("PATHOLAB_WEIGHTS", own_dir().join("weights"))
+}
+
+/// The binary under test, isolated (see [`isolate`]); the one place that starts it.
 pub fn patholab() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_patholab"));
-    c.env("PATHOLAB_CACHE", cache());
+    isolate(&mut c);
+    c
+}
+
+/// [`patholab`] working in `dir`, with its feature cache (`dir/cache`) and history
+/// (`dir/history`) there.
+pub fn patholab_in(dir: &Path) -> Command {
+    let mut c = patholab();
+    c.current_dir(dir)
+        .env("PATHOLAB_CACHE", dir.join("cache"))
+        .env("PATHOLAB_HISTORY", dir.join("history"));
     c
 }
 

@@ -1,6 +1,6 @@
 """Every teaching notebook runs headlessly under nbclient on the patholab kernel and shows at least
 one picture and one HTML table; an error in one cell is reported with its caret and the next cell
-still runs. Run by tests/kernel.rs (see test_protocol.py for the environment)."""
+still runs. Run by tests/processes/kernel.rs (see test_protocol.py for the environment)."""
 import os
 import time
 import unittest

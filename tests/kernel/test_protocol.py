@@ -1,6 +1,6 @@
 """The patholab kernel over the Jupyter protocol, driven by jupyter_client as a notebook would.
 
-Run by tests/kernel.rs with the kernel installed into a temporary prefix (JUPYTER_PATH points at
+Run by tests/processes/kernel.rs with the kernel installed into a temporary prefix (JUPYTER_PATH points at
 it; PATHOLAB_KERNEL_NAME names it). PATHOLAB_KERNEL_WORK is a scratch folder.
 """
 import csv

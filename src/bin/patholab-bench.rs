@@ -1,0 +1,317 @@
+//! `patholab-bench`: the measurements behind `make bench`; each prints one JSON
+//! line that bench/run.py puts next to the Python peers' numbers.
+
+use patholab_core::data::loader::{batches, Prepare};
+use patholab_core::input::Preprocess;
+use patholab_core::data::{Dataset, OpenOptions};
+use patholab_core::error::{Error, Result};
+use patholab_core::features::extract::{extract, ExtractOptions};
+use patholab_core::learn::{self, Classifier};
+use patholab_core::nets::{NetOptions, Network, Weights};
+use serde_json::json;
+use std::time::Instant;
+
+fn open(dir: &str) -> Result<Dataset> {
+    Dataset::open(dir, &OpenOptions::default())
+}
+
+/// A network with random weights (the benchmarks need no downloads).
+fn random_net(name: &str) -> Result<Network> {
+    Network::new(
+        name,
+        NetOptions {
+            weights: Weights::Random(0),
+            ..Default::default()
+        },
+    )
+}
+
+/// A precision argument ("fp32", "bf16", "fp16").
+fn precision(p: &str) -> Result<patholab_core::nets::precision::Precision> {
+    serde_json::from_value(json!(p))
+        .map_err(|e| Error::Invalid(format!("bench: precision {p:?}: {e}")))
+}
+
+/// A channels-last argument: "true", "false", or "auto"/absent for the network's default.
+fn channels_last(arg: Option<&String>) -> Result<Option<bool>> {
+    match arg.map(String::as_str) {
+        None | Some("auto") => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(c) => Err(Error::Invalid(format!(
+            "bench: channels_last {c:?} (true, false, auto)"
+        ))),
+    }
+}
+
+/// Runs one measurement by name.
+fn run(args: &[String]) -> Result<String> {
+    let a = |i: usize| {
+        args.get(i)
+            .map(String::as_str)
+            .ok_or_else(|| Error::Invalid(format!("bench {}: missing argument {i}", args[0])))
+    };
+    let out = match a(0)? {
+        // Decode + centre square + resize 224 + normalise of every image, all cores, batches of 32.
+        "decode" => {
+            let ds = open(a(1)?)?;
+            let pre = Preprocess {
+                size: 224,
+                interpolation: patholab_core::input::Interpolation::Bilinear,
+                normalisation: patholab_core::input::Normalisation::ImageNet,
+            };
+            let t0 = Instant::now();
+            let mut n = 0;
+            for b in batches(
+                ds.items.clone(),
+                vec![0; ds.len()],
+                32,
+                Prepare {
+                    pre,
+                    stain: None,
+                    augment: None,
+                    seed: 0,
+                },
+                2,
+            ) {
+                n += b?.positions.len();
+            }
+            json!({ "images": n, "seconds": t0.elapsed().as_secs_f64() })
+        }
+        // Tiling a slide: tissue mask, grid, then every tissue tile read, resized to 224 and
+        // normalised in batches of 32 (what feature extraction consumes).
+        "tiles" => {
+            let t0 = Instant::now();
+            let ds = patholab_core::data::tiles::tiles(
+                std::path::Path::new(a(1)?),
+                &patholab_core::data::tiles::TilesOptions {
+                    size: 224,
+                    mpp: Some(
+                        a(2)?
+                            .parse()
+                            .map_err(|_| Error::Invalid("bench tiles: mpp".into()))?,
+                    ),
+                    ..Default::default()
+                },
+            )?;
+            let mask_seconds = t0.elapsed().as_secs_f64();
+            let pre = Preprocess {
+                size: 224,
+                interpolation: patholab_core::input::Interpolation::Bilinear,
+                normalisation: patholab_core::input::Normalisation::ImageNet,
+            };
+            let mut n = 0;
+            for b in batches(ds.items.clone(), vec![0; ds.len()], 32, ds.prepare(pre), 2) {
+                n += b?.positions.len();
+            }
+            // The tissue mask and grid come first (`mask_seconds` of the total).
+            json!({ "tiles": n, "seconds": t0.elapsed().as_secs_f64(), "mask_seconds": mask_seconds })
+        }
+        // Feature extraction with random weights at a tap, computing every image (fresh cache).
+        // `extract IMG NET TAP [precision] [device] [batch] [channels_last]`; on CUDA one batch of
+        // random pixels runs first (cuDNN picks its kernels), outside the timing.
+        "extract" => {
+            let ds = open(a(1)?)?;
+            let device = patholab_core::parse_device(args.get(5).map_or("cpu", String::as_str))?;
+            let batch: usize = match args.get(6) {
+                Some(b) => b
+                    .parse()
+                    .map_err(|_| Error::Invalid(format!("bench extract: batch {b:?}")))?,
+                None => 32,
+            };
+            let mut net = random_net(a(2)?)?;
+            if device.is_cuda() {
+                net = net.duplicate(device)?;
+            }
+            // `true`/`false` overrides the network's channels-last default.
+            if let Some(c) = channels_last(args.get(7))? {
+                net.channels_last = c;
+            }
+            let precision = args.get(4).map(|p| precision(p)).transpose()?;
+            let o = ExtractOptions {
+                taps: patholab_core::options::Names(vec![a(3)?.to_string()]),
+                batch,
+                quiet: true,
+                precision,
+                ..Default::default()
+            };
+            if device.is_cuda() {
+                let s = net.spec.input_size;
+                let x = tch::Tensor::randn([batch as i64, 3, s, s], (tch::Kind::Float, device));
+                let taps = net.resolve_taps(&o.taps.0)?;
+                let p = precision.unwrap_or(net.precision);
+                tch::no_grad(|| {
+                    patholab_core::nets::precision::autocast(device, p, || {
+                        net.forward_taps(&x, &taps, false)
+                    })
+                });
+                if let tch::Device::Cuda(i) = device {
+                    tch::Cuda::synchronize(i as i64);
+                }
+            }
+            let t0 = Instant::now();
+            let f = extract(&net, &ds, &o)?;
+            let secs = t0.elapsed().as_secs_f64();
+            json!({ "images": f.n, "computed": f.computed, "seconds": secs, "input_wait": f.input_wait, "features": f.d, "preprocess": format!("{:?}", net.preprocess()), "device": format!("{device:?}"), "batch": batch, "channels_last": net.channels_last })
+        }
+        // Forward passes alone, on random inputs:
+        // `forward NET TAP BATCH REPS [precision] [device] [channels_last]`.
+        "forward" => {
+            let device = patholab_core::parse_device(args.get(6).map_or("cpu", String::as_str))?;
+            let mut net = random_net(a(1)?)?;
+            if device.is_cuda() {
+                net = net.duplicate(device)?;
+            }
+            if let Some(c) = channels_last(args.get(7))? {
+                net.channels_last = c;
+            }
+            let taps = net.resolve_taps(&[a(2)?.to_string()])?;
+            let num = |i: usize| -> Result<i64> {
+                a(i)?
+                    .parse()
+                    .map_err(|_| Error::Invalid("bench forward NET TAP BATCH REPS".into()))
+            };
+            let (b, reps) = (num(3)?, num(4)?);
+            let precision = match args.get(5) {
+                Some(p) => precision(p)?,
+                None => net.precision,
+            };
+            let s = net.spec.input_size;
+            let x = tch::Tensor::randn([b, 3, s, s], (tch::Kind::Float, device));
+            let run = || {
+                let out = tch::no_grad(|| {
+                    patholab_core::nets::precision::autocast(device, precision, || {
+                        net.forward_taps(&x, &taps, false)
+                    })
+                });
+                // The outputs' first value on the host: every kernel has run.
+                let _ = out
+                    .last()
+                    .map(|t| t.flatten(0, -1).get(0).double_value(&[]));
+            };
+            run();
+            let t0 = Instant::now();
+            for _ in 0..reps {
+                run();
+            }
+            let secs = t0.elapsed().as_secs_f64();
+            json!({ "images_per_s": (b * reps) as f64 / secs, "threads": tch::get_num_threads(), "channels_last": net.channels_last })
+        }
+        // Matmul peak of libtorch on this machine (GFLOP/s).
+        "matmul" => {
+            let n = 2048;
+            let x = tch::Tensor::randn([n, n], tch::kind::FLOAT_CPU);
+            let _ = x.matmul(&x);
+            let t0 = Instant::now();
+            let reps = 10;
+            for _ in 0..reps {
+                let _ = x.matmul(&x);
+            }
+            let gemm = 2.0 * (n as f64).powi(3) * reps as f64 / t0.elapsed().as_secs_f64() / 1e9;
+            // A 1×1 convolution, 2048 → 2048 channels over 64×64 pixels (a 2048×2048 by
+            // 2048×4096 product), which libtorch hands to oneDNN rather than to the BLAS: the
+            // convolutions' own peak.
+            let side = 64;
+            let img = tch::Tensor::randn([1, n, side, side], tch::kind::FLOAT_CPU);
+            let w = tch::Tensor::randn([n, n, 1, 1], tch::kind::FLOAT_CPU);
+            let conv = || img.conv2d(&w, None::<tch::Tensor>, [1, 1], [0, 0], [1, 1], 1);
+            let _ = conv();
+            let t0 = Instant::now();
+            for _ in 0..reps {
+                let _ = conv();
+            }
+            let conv_peak = 2.0 * (n as f64).powi(2) * (side * side) as f64 * reps as f64
+                / t0.elapsed().as_secs_f64()
+                / 1e9;
+            json!({ "gflops": gemm, "conv_gflops": conv_peak })
+        }
+        // Classical learning on a saved matrix (x, y, groups in a safetensors file).
+        "learn" => {
+            let f = patholab_core::features::io::load(std::path::Path::new(a(1)?))?;
+            // Optional part names after the path (et, rfe, svm); all three by default.
+            let part = |name: &str| args.len() <= 2 || args[2..].iter().any(|p| p == name);
+            let mut r = serde_json::Map::new();
+            if part("et") {
+                let t0 = Instant::now();
+                let et = learn::extra_trees::ExtraTrees {
+                    n_trees: 100,
+                    ..Default::default()
+                };
+                learn::fit(&et, &f)?;
+                r.insert("extra_trees_fit".into(), json!(t0.elapsed().as_secs_f64()));
+            }
+            if part("rfe") {
+                let t0 = Instant::now();
+                let sel = learn::rfe::Rfe {
+                    estimator: Box::new(learn::extra_trees::ExtraTrees {
+                        n_trees: 100,
+                        ..Default::default()
+                    }),
+                    step: 0.1,
+                    cv: patholab_core::data::split::Cv::slide_kfold(3),
+                    tolerance: 0.005,
+                };
+                let res = sel.fit(&f)?;
+                r.insert("rfe".into(), json!(t0.elapsed().as_secs_f64()));
+                r.insert("rfe_k_min".into(), json!(res.k_min));
+            }
+            if part("svm") {
+                let t0 = Instant::now();
+                let grid = vec![(
+                    "C".to_string(),
+                    (-10..=1)
+                        .map(|e| learn::Param::Float(10f64.powi(e)))
+                        .collect(),
+                )];
+                let svm: Box<dyn Classifier> = Box::new(learn::linear_svm::LinearSvm::default());
+                learn::tune::tune(
+                    svm.as_ref(),
+                    &f,
+                    &grid,
+                    &patholab_core::data::split::Cv::slide_kfold(5),
+                )?;
+                r.insert("svm_grid".into(), json!(t0.elapsed().as_secs_f64()));
+            }
+            serde_json::Value::Object(r)
+        }
+        // ET-FL fit on every image of a folder at n subwindows per image.
+        "etfl" => {
+            let ds = open(a(1)?)?;
+            let n: usize = a(2)?
+                .parse()
+                .map_err(|_| Error::Invalid("bench etfl DIR N".into()))?;
+            let p = patholab_core::baseline::et_fl::EtFl {
+                n_subwindows: n,
+                ..Default::default()
+            };
+            let t0 = Instant::now();
+            let m = p.fit(&ds, &(0..ds.len()).collect::<Vec<_>>())?;
+            json!({ "images": ds.len(), "seconds": t0.elapsed().as_secs_f64(), "leaves": m.n_leaves() })
+        }
+        other => {
+            return Err(Error::Invalid(format!(
+                "unknown bench {other:?} (decode, extract, matmul, learn, etfl)"
+            )))
+        }
+    };
+    Ok(out.to_string())
+}
+
+fn main() -> std::process::ExitCode {
+    let _ = patholab_core::load_cuda();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() {
+        eprintln!("patholab-bench PART ARGS... (decode, tiles, extract, forward, matmul, learn, etfl)");
+        return std::process::ExitCode::FAILURE;
+    }
+    match run(&args) {
+        Ok(s) => {
+            println!("{s}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
