@@ -185,12 +185,12 @@ fn main() -> ExitCode {
                     Ok(s) => s,
                     Err(e) => return fail(e),
                 };
-                script::features::set_default_shard(shard);
-                script::run::run_file(&file, &set)
+                script::run::run_file(&file, &set, script::Settings { shard })
             }
             Some(Command::Demo) => script::run::run_file(
                 &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart.rhai"),
                 &[],
+                script::Settings::default(),
             ),
             Some(Command::Docs) => {
                 print!("{}", script::help::reference());

@@ -2,10 +2,10 @@
 //! line that bench/run.py puts next to the Python peers' numbers.
 
 use patholab_core::data::loader::{batches, Prepare};
-use patholab_core::input::Preprocess;
 use patholab_core::data::{Dataset, OpenOptions};
 use patholab_core::error::{Error, Result};
 use patholab_core::features::extract::{extract, ExtractOptions};
+use patholab_core::input::Preprocess;
 use patholab_core::learn::{self, Classifier};
 use patholab_core::nets::{NetOptions, Network, Weights};
 use serde_json::json;
@@ -44,21 +44,67 @@ fn channels_last(arg: Option<&String>) -> Result<Option<bool>> {
     }
 }
 
-/// Runs one measurement by name.
-fn run(args: &[String]) -> Result<String> {
-    let a = |i: usize| {
-        args.get(i)
-            .map(String::as_str)
-            .ok_or_else(|| Error::Invalid(format!("bench {}: missing argument {i}", args[0])))
-    };
-    let out = match a(0)? {
-        // Decode + centre square + resize 224 + normalise of every image, all cores, batches of 32.
-        "decode" => {
-            let ds = open(a(1)?)?;
+/// One measurement and its arguments.
+#[derive(clap::Parser)]
+#[command(
+    name = "patholab-bench",
+    about = "The measurements behind `make bench` (one JSON line each)"
+)]
+enum Bench {
+    /// Decode + centre square + resize 224 + normalise of every image, all cores, batches of 32.
+    Decode { dir: String },
+    /// Tiling a slide at `mpp`: tissue mask, grid, then every tissue tile read, resized to 224
+    /// and normalised in batches of 32 (what feature extraction consumes).
+    Tiles { slide: String, mpp: f64 },
+    /// Feature extraction with random weights at a tap, computing every image (fresh cache); on
+    /// CUDA one batch of random pixels runs first (cuDNN picks its kernels), outside the timing.
+    Extract {
+        dir: String,
+        net: String,
+        tap: String,
+        /// fp32, bf16 or fp16 (the network's default when absent).
+        precision: Option<String>,
+        #[arg(default_value = "cpu")]
+        device: String,
+        #[arg(default_value_t = 32)]
+        batch: usize,
+        /// true, false or auto (the network's default).
+        channels_last: Option<String>,
+    },
+    /// Forward passes alone, on random inputs.
+    Forward {
+        net: String,
+        tap: String,
+        batch: i64,
+        reps: i64,
+        /// fp32, bf16 or fp16 (the network's default when absent).
+        precision: Option<String>,
+        #[arg(default_value = "cpu")]
+        device: String,
+        /// true, false or auto (the network's default).
+        channels_last: Option<String>,
+    },
+    /// Matmul and 1×1-convolution peak of libtorch on this machine (GFLOP/s).
+    Matmul,
+    /// Classical learning on a saved matrix (x, y, groups in a safetensors file): the parts
+    /// named (et, rfe, svm), all three when none is.
+    Learn {
+        features: String,
+        parts: Vec<String>,
+    },
+    /// ET-FL fit on every image of a folder at `n` subwindows per image.
+    Etfl { dir: String, n: usize },
+}
+
+/// Runs one measurement.
+fn run(bench: Bench) -> Result<String> {
+    let out = match bench {
+        Bench::Decode { dir } => {
+            let ds = open(&dir)?;
             let pre = Preprocess {
                 size: 224,
                 interpolation: patholab_core::input::Interpolation::Bilinear,
-                normalisation: patholab_core::input::Normalisation::ImageNet,
+                normalization: patholab_core::input::Normalization::ImageNet,
             };
             let t0 = Instant::now();
             let mut n = 0;
@@ -78,19 +124,13 @@ fn run(args: &[String]) -> Result<String> {
             }
             json!({ "images": n, "seconds": t0.elapsed().as_secs_f64() })
         }
-        // Tiling a slide: tissue mask, grid, then every tissue tile read, resized to 224 and
-        // normalised in batches of 32 (what feature extraction consumes).
-        "tiles" => {
+        Bench::Tiles { slide, mpp } => {
             let t0 = Instant::now();
             let ds = patholab_core::data::tiles::tiles(
-                std::path::Path::new(a(1)?),
+                std::path::Path::new(&slide),
                 &patholab_core::data::tiles::TilesOptions {
                     size: 224,
-                    mpp: Some(
-                        a(2)?
-                            .parse()
-                            .map_err(|_| Error::Invalid("bench tiles: mpp".into()))?,
-                    ),
+                    mpp: Some(mpp),
                     ..Default::default()
                 },
             )?;
@@ -98,7 +138,7 @@ fn run(args: &[String]) -> Result<String> {
             let pre = Preprocess {
                 size: 224,
                 interpolation: patholab_core::input::Interpolation::Bilinear,
-                normalisation: patholab_core::input::Normalisation::ImageNet,
+                normalization: patholab_core::input::Normalization::ImageNet,
             };
             let mut n = 0;
             for b in batches(ds.items.clone(), vec![0; ds.len()], 32, ds.prepare(pre), 2) {
@@ -107,29 +147,28 @@ fn run(args: &[String]) -> Result<String> {
             // The tissue mask and grid come first (`mask_seconds` of the total).
             json!({ "tiles": n, "seconds": t0.elapsed().as_secs_f64(), "mask_seconds": mask_seconds })
         }
-        // Feature extraction with random weights at a tap, computing every image (fresh cache).
-        // `extract IMG NET TAP [precision] [device] [batch] [channels_last]`; on CUDA one batch of
-        // random pixels runs first (cuDNN picks its kernels), outside the timing.
-        "extract" => {
-            let ds = open(a(1)?)?;
-            let device = patholab_core::parse_device(args.get(5).map_or("cpu", String::as_str))?;
-            let batch: usize = match args.get(6) {
-                Some(b) => b
-                    .parse()
-                    .map_err(|_| Error::Invalid(format!("bench extract: batch {b:?}")))?,
-                None => 32,
-            };
-            let mut net = random_net(a(2)?)?;
+        Bench::Extract {
+            dir,
+            net,
+            tap,
+            precision: p,
+            device,
+            batch,
+            channels_last: cl,
+        } => {
+            let ds = open(&dir)?;
+            let device = patholab_core::parse_device(&device)?;
+            let mut net = random_net(&net)?;
             if device.is_cuda() {
                 net = net.duplicate(device)?;
             }
             // `true`/`false` overrides the network's channels-last default.
-            if let Some(c) = channels_last(args.get(7))? {
+            if let Some(c) = channels_last(cl.as_ref())? {
                 net.channels_last = c;
             }
-            let precision = args.get(4).map(|p| precision(p)).transpose()?;
+            let precision = p.as_deref().map(precision).transpose()?;
             let o = ExtractOptions {
-                taps: patholab_core::options::Names(vec![a(3)?.to_string()]),
+                taps: patholab_core::options::Names(vec![tap]),
                 batch,
                 quiet: true,
                 precision,
@@ -154,26 +193,26 @@ fn run(args: &[String]) -> Result<String> {
             let secs = t0.elapsed().as_secs_f64();
             json!({ "images": f.n, "computed": f.computed, "seconds": secs, "input_wait": f.input_wait, "features": f.d, "preprocess": format!("{:?}", net.preprocess()), "device": format!("{device:?}"), "batch": batch, "channels_last": net.channels_last })
         }
-        // Forward passes alone, on random inputs:
-        // `forward NET TAP BATCH REPS [precision] [device] [channels_last]`.
-        "forward" => {
-            let device = patholab_core::parse_device(args.get(6).map_or("cpu", String::as_str))?;
-            let mut net = random_net(a(1)?)?;
+        Bench::Forward {
+            net,
+            tap,
+            batch: b,
+            reps,
+            precision: p,
+            device,
+            channels_last: cl,
+        } => {
+            let device = patholab_core::parse_device(&device)?;
+            let mut net = random_net(&net)?;
             if device.is_cuda() {
                 net = net.duplicate(device)?;
             }
-            if let Some(c) = channels_last(args.get(7))? {
+            if let Some(c) = channels_last(cl.as_ref())? {
                 net.channels_last = c;
             }
-            let taps = net.resolve_taps(&[a(2)?.to_string()])?;
-            let num = |i: usize| -> Result<i64> {
-                a(i)?
-                    .parse()
-                    .map_err(|_| Error::Invalid("bench forward NET TAP BATCH REPS".into()))
-            };
-            let (b, reps) = (num(3)?, num(4)?);
-            let precision = match args.get(5) {
-                Some(p) => precision(p)?,
+            let taps = net.resolve_taps(&[tap])?;
+            let precision = match p {
+                Some(p) => precision(&p)?,
                 None => net.precision,
             };
             let s = net.spec.input_size;
@@ -197,8 +236,7 @@ fn run(args: &[String]) -> Result<String> {
             let secs = t0.elapsed().as_secs_f64();
             json!({ "images_per_s": (b * reps) as f64 / secs, "threads": tch::get_num_threads(), "channels_last": net.channels_last })
         }
-        // Matmul peak of libtorch on this machine (GFLOP/s).
-        "matmul" => {
+        Bench::Matmul => {
             let n = 2048;
             let x = tch::Tensor::randn([n, n], tch::kind::FLOAT_CPU);
             let _ = x.matmul(&x);
@@ -225,11 +263,9 @@ fn run(args: &[String]) -> Result<String> {
                 / 1e9;
             json!({ "gflops": gemm, "conv_gflops": conv_peak })
         }
-        // Classical learning on a saved matrix (x, y, groups in a safetensors file).
-        "learn" => {
-            let f = patholab_core::features::io::load(std::path::Path::new(a(1)?))?;
-            // Optional part names after the path (et, rfe, svm); all three by default.
-            let part = |name: &str| args.len() <= 2 || args[2..].iter().any(|p| p == name);
+        Bench::Learn { features, parts } => {
+            let f = patholab_core::features::io::load(std::path::Path::new(&features))?;
+            let part = |name: &str| parts.is_empty() || parts.iter().any(|p| p == name);
             let mut r = serde_json::Map::new();
             if part("et") {
                 let t0 = Instant::now();
@@ -274,12 +310,8 @@ fn run(args: &[String]) -> Result<String> {
             }
             serde_json::Value::Object(r)
         }
-        // ET-FL fit on every image of a folder at n subwindows per image.
-        "etfl" => {
-            let ds = open(a(1)?)?;
-            let n: usize = a(2)?
-                .parse()
-                .map_err(|_| Error::Invalid("bench etfl DIR N".into()))?;
+        Bench::Etfl { dir, n } => {
+            let ds = open(&dir)?;
             let p = patholab_core::baseline::et_fl::EtFl {
                 n_subwindows: n,
                 ..Default::default()
@@ -288,23 +320,14 @@ fn run(args: &[String]) -> Result<String> {
             let m = p.fit(&ds, &(0..ds.len()).collect::<Vec<_>>())?;
             json!({ "images": ds.len(), "seconds": t0.elapsed().as_secs_f64(), "leaves": m.n_leaves() })
         }
-        other => {
-            return Err(Error::Invalid(format!(
-                "unknown bench {other:?} (decode, extract, matmul, learn, etfl)"
-            )))
-        }
     };
     Ok(out.to_string())
 }
 
 fn main() -> std::process::ExitCode {
     let _ = patholab_core::load_cuda();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.is_empty() {
-        eprintln!("patholab-bench PART ARGS... (decode, tiles, extract, forward, matmul, learn, etfl)");
-        return std::process::ExitCode::FAILURE;
-    }
-    match run(&args) {
+    let bench = <Bench as clap::Parser>::parse();
+    match run(bench) {
         Ok(s) => {
             println!("{s}");
             std::process::ExitCode::SUCCESS

@@ -7,9 +7,9 @@
 //! compute code_version::` rewrites `tests/fixtures/code_versions.json` (commit it with the bump).
 
 use patholab_core::data::decode::Rgb;
-use patholab_core::data::transform::{normalise_into, square_resize};
-use patholab_core::input::{Interpolation, Normalisation, Preprocess};
-use patholab_core::nets::registry::NETWORKS;
+use patholab_core::data::transform::{normalize_into, square_resize};
+use patholab_core::input::{Interpolation, Normalization, Preprocess};
+use patholab_core::nets::registry::networks;
 use patholab_core::nets::{NetOptions, Network, Weights};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -55,7 +55,7 @@ fn signature(spec_name: &str) -> Vec<f64> {
     s
 }
 
-/// The preprocessing's signature: a synthetic 37×29 image through crop, resize and normalisation.
+/// The preprocessing's signature: a synthetic 37×29 image through crop, resize and normalization.
 fn preprocessing_signature() -> Vec<f64> {
     let pixels: Vec<u8> = (0..37 * 29 * 3).map(|i| ((i * 7919) % 251) as u8).collect();
     let img = Rgb {
@@ -64,18 +64,18 @@ fn preprocessing_signature() -> Vec<f64> {
         pixels,
     };
     let mut out = Vec::new();
-    for (interpolation, normalisation) in [
-        (Interpolation::Bilinear, Normalisation::ImageNet),
-        (Interpolation::Bicubic, Normalisation::Inception),
+    for (interpolation, normalization) in [
+        (Interpolation::Bilinear, Normalization::ImageNet),
+        (Interpolation::Bicubic, Normalization::Inception),
     ] {
         let p = Preprocess {
             size: 16,
             interpolation,
-            normalisation,
+            normalization,
         };
         let px = square_resize(&img, &p, None);
         let mut f = vec![0f32; 3 * 16 * 16];
-        normalise_into(&px, 16, normalisation, &mut f);
+        normalize_into(&px, 16, normalization, &mut f);
         out.push(f.iter().map(|v| *v as f64).sum::<f64>());
         out.push(f.iter().map(|v| (*v as f64).powi(2)).sum::<f64>());
     }
@@ -94,7 +94,7 @@ fn outputs_change_only_with_a_version_bump() {
     let _turn = RNG.lock().unwrap_or_else(|e| e.into_inner());
     let mut now: BTreeMap<String, Value> = BTreeMap::new();
     let mut seen = std::collections::BTreeSet::new();
-    for spec in NETWORKS.iter().filter(|s| seen.insert(s.family)) {
+    for spec in networks().filter(|s| seen.insert(s.family)) {
         now.insert(spec.family.to_string(), json!({ "network": spec.name, "version": spec.version, "signature": signature(spec.name) }));
     }
     now.insert(

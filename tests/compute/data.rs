@@ -3,7 +3,7 @@
 use patholab_core::data::loader::{prepare_one, Prepare};
 use patholab_core::data::split::{shared_slides, Split, SplitOptions};
 use patholab_core::data::{Dataset, Item, OnError, OpenOptions};
-use patholab_core::input::{Interpolation, Normalisation, Preprocess};
+use patholab_core::input::{Interpolation, Normalization, Preprocess};
 use patholab_core::rng::Rng;
 use std::path::{Path, PathBuf};
 
@@ -267,7 +267,7 @@ fn stratified_split_keeps_class_proportions_when_slides_allow() {
 fn preprocessing_error(
     size: u32,
     interpolation: Interpolation,
-    norm: Normalisation,
+    norm: Normalization,
     reference: &tch::Tensor,
 ) -> Vec<(String, f64, f64)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -281,7 +281,7 @@ fn preprocessing_error(
         pre: Preprocess {
             size,
             interpolation,
-            normalisation: norm,
+            normalization: norm,
         },
         stain: None,
         augment: None,
@@ -306,7 +306,7 @@ fn preprocessing_error(
 }
 
 /// The fixture's `[0, 1]` pixels normalised as `norm` does.
-fn normalised(t: &tch::Tensor, norm: Normalisation) -> tch::Tensor {
+fn normalised(t: &tch::Tensor, norm: Normalization) -> tch::Tensor {
     let (mean, std) = norm.mean_std();
     let m = tch::Tensor::from_slice(&mean).reshape([1, 3, 1, 1]);
     let s = tch::Tensor::from_slice(&std).reshape([1, 3, 1, 1]);
@@ -330,7 +330,7 @@ fn preprocessing_matches_pil_and_torchvision() {
     let refs = patholab_core::nets::weights::read(&gen.join("preprocess.safetensors")).unwrap();
     let fixture = |k: &str| refs.iter().find(|(n, _)| n == k).unwrap().1.shallow_clone();
     let (bilinear, bicubic) = (Interpolation::Bilinear, Interpolation::Bicubic);
-    let inception = Normalisation::Inception;
+    let inception = Normalization::Inception;
     for (what, size, interp, norm, reference) in [
         (
             "bilinear 224",
@@ -358,7 +358,7 @@ fn preprocessing_matches_pil_and_torchvision() {
             "bilinear 224 imagenet",
             224,
             bilinear,
-            Normalisation::ImageNet,
+            Normalization::ImageNet,
             fixture("bilinear_imagenet"),
         ),
     ] {
@@ -392,7 +392,7 @@ fn the_preprocessing_check_tells_bilinear_from_bicubic() {
         .unwrap()
         .1
         .shallow_clone();
-    let norm = Normalisation::Inception;
+    let norm = Normalization::Inception;
     let errors = preprocessing_error(
         224,
         Interpolation::Bilinear,

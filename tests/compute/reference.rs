@@ -63,6 +63,7 @@ fn every_declaration_has_help_and_its_example_runs() {
     let docs: &[Doc] = help::entries();
     assert!(docs.len() > 100, "only {} declarations", docs.len());
     let mut failures = Vec::new();
+    let mut checked = std::collections::BTreeSet::new();
     for d in docs {
         if d.doc.trim().is_empty() || d.example.trim().is_empty() || d.signature.trim().is_empty() {
             failures.push(format!("{}: missing doc, signature or example", d.name));
@@ -75,8 +76,38 @@ fn every_declaration_has_help_and_its_example_runs() {
             ));
         }
         let mut s = scope.clone();
-        if let Err(e) = engine.eval_with_scope::<Dynamic>(&mut s, &d.example) {
-            failures.push(format!("{} — `{}`: {e}", d.signature, d.example));
+        let got = match engine.eval_with_scope::<Dynamic>(&mut s, &d.example) {
+            Ok(v) => v,
+            Err(e) => {
+                failures.push(format!("{} — `{}`: {e}", d.signature, d.example));
+                continue;
+            }
+        };
+        if let Some(want) = d.expected() {
+            checked.insert(d.topic);
+            match engine.eval::<Dynamic>(want) {
+                Ok(w) if w.to_string() == got.to_string() && w.type_name() == got.type_name() => {}
+                Ok(w) => failures.push(format!(
+                    "{} — `{}` gives {got} ({}), the example states {w} ({})",
+                    d.signature,
+                    d.example,
+                    got.type_name(),
+                    w.type_name()
+                )),
+                Err(e) => failures.push(format!("{}: the stated value {want:?}: {e}", d.signature)),
+            }
+        }
+    }
+    // Every family states the value of at least one example.
+    for topic in docs
+        .iter()
+        .map(|d| d.topic)
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        if !checked.contains(topic) {
+            failures.push(format!(
+                "{topic}: no example states its value (`// => value`)"
+            ));
         }
     }
     std::env::set_current_dir(home).unwrap();

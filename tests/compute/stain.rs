@@ -1,4 +1,4 @@
-//! Stain normalisation and augmentation against torchstain 1.4.1 (numpy backend) on real tissue
+//! Stain normalization and augmentation against torchstain 1.4.1 (numpy backend) on real tissue
 //! (fixtures from tests/fixtures/make_stain.py: Kather 2016 tiles and a CMU-1 slide crop), and a
 //! stain-normalised dataset through the binary: its fitted target keys the feature cache.
 
@@ -279,7 +279,7 @@ fn background_only_images_are_errors_naming_the_image() {
     let text = common::text(&out);
     assert!(!out.status.success(), "{text}");
     assert!(
-        text.contains("a/white.png: stain normalisation (macenko): no tissue pixels"),
+        text.contains("a/white.png: stain normalization (macenko): no tissue pixels"),
         "{text}"
     );
 }

@@ -45,12 +45,6 @@ impl Error {
     }
 }
 
-/// Builds an [`Error::Invalid`] from a format string.
-#[macro_export]
-macro_rules! invalid {
-    ($($t:tt)*) => { $crate::error::Error::Invalid(format!($($t)*)) };
-}
-
 /// Adds a file path to errors of lower layers.
 pub trait Context<T> {
     /// Attaches `path` to the error.

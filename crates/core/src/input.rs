@@ -1,10 +1,10 @@
-//! What a network eats: the preprocessing recipe (input size, resampling filter, normalisation).
+//! What a network eats: the preprocessing recipe (input size, resampling filter, normalization).
 //! A network's registry entry answers with one ([`crate::nets::registry::NetSpec::preprocess`]);
 //! `data` carries it out on images and tiles. It sits below both, so neither asks the other.
 
 /// How pixel values in [0, 1] are normalised before the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Normalisation {
+pub enum Normalization {
     /// ImageNet mean/std (torchvision-style weights).
     ImageNet,
     /// Inception-style: scale to [-1, 1] (also kaiko's mean = std = 0.5).
@@ -15,17 +15,17 @@ pub enum Normalisation {
     Lunit,
 }
 
-impl Normalisation {
+impl Normalization {
     /// Per-channel mean and std.
     pub fn mean_std(self) -> ([f32; 3], [f32; 3]) {
         match self {
-            Normalisation::ImageNet => ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-            Normalisation::Inception => ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
-            Normalisation::HOptimus => (
+            Normalization::ImageNet => ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+            Normalization::Inception => ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]),
+            Normalization::HOptimus => (
                 [0.707223, 0.578729, 0.703617],
                 [0.211883, 0.230117, 0.177517],
             ),
-            Normalisation::Lunit => (
+            Normalization::Lunit => (
                 [0.70322989, 0.53606487, 0.66096631],
                 [0.21716536, 0.26081574, 0.20723464],
             ),
@@ -45,7 +45,7 @@ pub enum Interpolation {
 pub struct Preprocess {
     pub size: u32,
     pub interpolation: Interpolation,
-    pub normalisation: Normalisation,
+    pub normalization: Normalization,
 }
 
 impl Preprocess {
@@ -53,7 +53,7 @@ impl Preprocess {
     pub fn key(&self) -> String {
         format!(
             "maxsquare-{}-{:?}-{:?}-v1",
-            self.size, self.interpolation, self.normalisation
+            self.size, self.interpolation, self.normalization
         )
     }
 }

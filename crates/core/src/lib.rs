@@ -1,6 +1,6 @@
 //! patholab's core: deep transfer learning on pathology images as a Rust library, complete
 //! without any script engine. Each folder is one room of the study, in layering order (a room
-//! imports only rooms before it; `tests/architecture.rs` checks it): base (error, options, rng,
+//! imports only rooms before it; `tests/compute/architecture.rs` checks it): base (error, options, rng,
 //! progress, memory, cancel) → slide → nets → data → features → learn → eval → finetune, baseline
 //! → plot → cluster. See docs/design.md.
 
@@ -9,10 +9,10 @@ pub mod cancel;
 pub mod cluster;
 pub mod data;
 pub mod error;
-pub mod input;
 pub mod eval;
 pub mod features;
 pub mod finetune;
+pub mod input;
 pub mod learn;
 pub mod memory;
 pub mod nets;

@@ -44,7 +44,9 @@ pub fn zeroed<T: Clone + Default>(dims: &[usize], what: &str) -> crate::Result<V
         .collect::<Vec<_>>()
         .join(" × ");
     let too_much = |bytes: String| {
-        crate::invalid!("{what}: {shape} values ({bytes}) is more memory than can be had")
+        crate::error::Error::Invalid(format!(
+            "{what}: {shape} values ({bytes}) is more memory than can be had"
+        ))
     };
     let n = dims
         .iter()

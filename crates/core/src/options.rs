@@ -32,6 +32,12 @@ pub trait Options: serde::de::DeserializeOwned + serde::Serialize + Default + Cl
         read(object)
     }
 
+    /// The ranges of the values (`C > 0`, `k ≥ 2`, …), checked whenever a map is read and by
+    /// the code that uses the options; declared with `check(o) { … }` after the fields.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// The options as a JSON object (every field, defaults included).
     fn to_object(&self) -> Map<String, Value> {
         match serde_json::to_value(self) {
@@ -115,6 +121,7 @@ impl Kind for Names {
 ///         /// Seed of the slide assignment.
 ///         seed: u64 = 0,
 ///     }
+///     check(o) { Ok(()) }
 /// }
 /// ```
 #[macro_export]
@@ -124,6 +131,7 @@ macro_rules! options {
         pub struct $name:ident for $owner:literal {
             $( $(#[doc = $doc:literal])+ $field:ident : $ty:ty = $default:expr ),* $(,)?
         }
+        $( check($o:ident) $check:block )?
     ) => {
         $(#[doc = $sdoc])*
         #[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -152,6 +160,12 @@ macro_rules! options {
                     },
                 )*]
             }
+            $(
+                fn check(&self) -> $crate::error::Result<()> {
+                    let $o = self;
+                    $check
+                }
+            )?
         }
     };
 }
@@ -177,11 +191,20 @@ macro_rules! choice {
 
         impl $name {
             /// Every choice, as a script writes it (help and completion read this list).
+            #[allow(dead_code)]
             pub const ALL: &'static [&'static str] = &[$( $text ),+];
 
             /// The choice a script wrote, if it is one.
+            #[allow(dead_code)]
             pub fn parse(text: &str) -> Option<Self> {
                 match text { $( $text => Some($name::$variant), )+ _ => None }
+            }
+
+            /// The choice a script wrote for `what`, or an error naming the choices and the
+            /// closest one.
+            #[allow(dead_code)]
+            pub fn named(what: &str, text: &str) -> $crate::error::Result<Self> {
+                Self::parse(text).ok_or_else(|| $crate::options::bad_choice(what, text, Self::ALL))
             }
 
             /// The string a script writes for this choice.
@@ -247,38 +270,34 @@ pub fn unknown_key(key: &str, owner: &str, valid: &[&str]) -> Error {
     ))
 }
 
+/// `what` is not one of `valid`: the error names them and the closest one.
+pub fn bad_choice(what: &str, got: &str, valid: &[&str]) -> Error {
+    let hint = closest(got, valid)
+        .map(|s| format!(" (did you mean \"{s}\"?)"))
+        .unwrap_or_default();
+    let valid: Vec<String> = valid.iter().map(|v| format!("{v:?}")).collect();
+    Error::Invalid(format!(
+        "{what} is {}, got {got:?}{hint}",
+        valid.join(" | ")
+    ))
+}
+
 /// The candidate closest to `word` by edit distance, when it is close enough to be a typo.
 pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let lower = word.to_lowercase();
     candidates
         .iter()
-        .map(|c| (edit_distance(&lower, &c.to_lowercase()), *c))
+        .map(|c| (strsim::levenshtein(&lower, &c.to_lowercase()), *c))
         .filter(|(d, c)| *d <= (c.chars().count().max(word.chars().count()) / 3).max(2))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
-}
-
-/// Levenshtein distance over characters.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diag = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let up = row[j + 1];
-            row[j + 1] = (diag + usize::from(ca != *cb)).min(up + 1).min(row[j] + 1);
-            diag = up;
-        }
-    }
-    row[b.len()]
 }
 
 /// Reads `T` from an object; a type error is traced to its key by reading the keys one at a time.
 fn read<T: Options>(object: Map<String, Value>) -> Result<T> {
     check_keys::<T>(object.keys().map(|k| k.as_str()))?;
     match serde_json::from_value::<T>(Value::Object(object.clone())) {
-        Ok(t) => Ok(t),
+        Ok(t) => t.check().map(|()| t),
         Err(whole) => {
             let fields = T::fields();
             for (key, value) in &object {
@@ -396,9 +415,9 @@ mod tests {
     }
 
     #[test]
-    fn edit_distance_counts_edits() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
+    fn closest_is_the_nearest_typo() {
+        assert_eq!(closest("Tset", &["train", "val", "test"]), Some("test"));
+        assert_eq!(closest("banana", &["train", "val", "test"]), None);
         assert_eq!(closest("tset", &["train", "val", "test"]), Some("test"));
     }
 }

@@ -8,7 +8,7 @@ use super::registry::Api;
 use super::{to_rhai, RResult};
 use patholab_core::baseline::et_fl::{self, EtFl, EtFlModel};
 use patholab_core::data::split::Cv;
-use patholab_core::eval::table::Table;
+use patholab_core::eval::rows::cv_scores;
 use patholab_core::eval::Evaluation;
 use patholab_core::learn::tune::CvTable;
 use rhai::Map;
@@ -101,7 +101,7 @@ pub fn register(api: &mut Api) {
         "m.cv_scores() -> Table",
         "Cross-validation table of a tuned ET-FL.",
         "tune(et_fl(#{ n_subwindows: 10, n_trees: 5 }), small, #{ max_size: [1.0] }, slide_kfold(3)).cv_scores()",
-        |m: &mut EtFlFitted| tuned(&m.cv)?.frame().map(Table).map_err(to_rhai),
+        |m: &mut EtFlFitted| cv_scores(tuned(&m.cv)?).map_err(to_rhai),
     );
     api.method(
         "EtFlModel",

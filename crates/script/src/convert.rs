@@ -19,61 +19,35 @@ pub fn options<T: Options>(m: &Map) -> RResult<T> {
     T::from_object(object).map_err(to_rhai)
 }
 
-/// A script value as JSON; objects (networks, datasets, …) cannot be option values.
+/// A script value as JSON (rhai's serde); objects (networks, datasets, …) cannot be option
+/// values, and neither can a number that is not finite (JSON has none).
 pub fn to_json(v: &Dynamic, key: &str, owner: &str) -> RResult<Value> {
-    if v.is_unit() {
-        return Ok(Value::Null);
+    if let Some(f) = non_finite(v) {
+        return Err(format!("option `{key}` of {owner} must be a finite number, got {f}").into());
     }
-    if let Ok(b) = v.as_bool() {
-        return Ok(Value::Bool(b));
-    }
-    if let Ok(i) = v.as_int() {
-        return Ok(i.into());
-    }
-    if let Ok(f) = v.as_float() {
-        return serde_json::Number::from_f64(f)
-            .map(Value::Number)
-            .ok_or_else(|| {
-                format!("option `{key}` of {owner} must be a finite number, got {f}").into()
-            });
-    }
-    if v.is_string() || v.is_char() {
-        return Ok(Value::String(v.to_string()));
-    }
-    if let Some(a) = v.read_lock::<Array>() {
-        return a
-            .iter()
-            .map(|x| to_json(x, key, owner))
-            .collect::<RResult<Vec<_>>>()
-            .map(Value::Array);
-    }
-    if let Some(m) = v.read_lock::<Map>() {
-        let mut o = serde_json::Map::new();
-        for (k, x) in m.iter() {
-            o.insert(k.to_string(), to_json(x, key, owner)?);
-        }
-        return Ok(Value::Object(o));
-    }
-    Err(format!("option `{key}` of {owner} cannot be a {}", v.type_name()).into())
+    rhai::serde::from_dynamic::<Value>(v).map_err(|_| {
+        let inner = if v.is_array() || v.is_map() {
+            " holding an object"
+        } else {
+            ""
+        };
+        format!(
+            "option `{key}` of {owner} cannot be a {}{inner}",
+            v.type_name()
+        )
+        .into()
+    })
 }
 
-/// JSON as a script value.
-pub fn from_json(v: &Value) -> Dynamic {
-    match v {
-        Value::Null => Dynamic::UNIT,
-        Value::Bool(b) => (*b).into(),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => i.into(),
-            None => n.as_f64().unwrap_or(f64::NAN).into(),
-        },
-        Value::String(s) => s.clone().into(),
-        Value::Array(a) => Dynamic::from_array(a.iter().map(from_json).collect()),
-        Value::Object(o) => Dynamic::from_map(
-            o.iter()
-                .map(|(k, v)| (k.as_str().into(), from_json(v)))
-                .collect(),
-        ),
+/// The first number in `v` (arrays and maps included) that is not finite.
+fn non_finite(v: &Dynamic) -> Option<f64> {
+    if let Ok(f) = v.as_float() {
+        return (!f.is_finite()).then_some(f);
     }
+    if let Some(a) = v.read_lock::<Array>() {
+        return a.iter().find_map(non_finite);
+    }
+    v.read_lock::<Map>()?.values().find_map(non_finite)
 }
 
 /// Takes `key` out of an option map when it holds a `T` (an object option such as a `Cv`).

@@ -3,56 +3,12 @@
 use super::convert::{indices, ints, options, strings};
 use super::registry::Api;
 use super::{to_rhai, RResult};
-use patholab_core::data::decode::{self, Rgb};
+pub use patholab_core::data::image::Image;
 use patholab_core::data::split::{Cv, CvOptions, Split, SplitOptions};
 use patholab_core::data::{Dataset, DatasetOptions};
-use patholab_core::error::Error;
 use patholab_core::eval::table::Table;
 use rhai::{Array, Map};
 use std::sync::Arc;
-
-/// A decoded 8-bit RGB image and where it came from (for messages).
-#[derive(Clone, Debug)]
-pub struct Image {
-    pub name: String,
-    pub rgb: Arc<Rgb>,
-}
-
-impl Image {
-    /// One line, as the prompt shows it.
-    pub fn describe(&self) -> String {
-        format!(
-            "Image {}×{} ({})",
-            self.rgb.width, self.rgb.height, self.name
-        )
-    }
-}
-
-fn read(path: &str) -> RResult<Image> {
-    let rgb = decode::decode(path.as_ref()).map_err(|e| to_rhai(Error::file(path, e)))?;
-    Ok(Image {
-        name: path.into(),
-        rgb: Arc::new(rgb),
-    })
-}
-
-fn save(img: &Image, path: &str) -> RResult<String> {
-    let Rgb {
-        width,
-        height,
-        pixels,
-    } = img.rgb.as_ref().clone();
-    let buf = image::RgbImage::from_raw(width, height, pixels).ok_or("image buffer size")?;
-    if let Some(dir) = std::path::Path::new(path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir).map_err(|e| to_rhai(Error::file(dir, e)))?;
-    }
-    buf.save(path)
-        .map_err(|e| to_rhai(Error::file(path, format!("cannot write image: {e}"))))?;
-    Ok(path.into())
-}
 
 /// A script handle to a dataset.
 pub type DatasetRef = Arc<Dataset>;
@@ -115,14 +71,14 @@ so a study script takes a folder with its slide rule as one value.",
         "Dataset",
         "data.len() -> int",
         "Number of images.",
-        "data.len()",
+        "data.len() // => 351",
         |d: &mut DatasetRef| d.len() as i64,
     );
     api.method(
         "Dataset",
         "data.classes() -> Array",
         "Class names, in label order.",
-        "data.classes()",
+        r#"data.classes() // => ["Basophil", "Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]"#,
         |d: &mut DatasetRef| strings(&d.classes),
     );
     api.method(
@@ -137,7 +93,7 @@ so a study script takes a folder with its slide rule as one value.",
         "data.table() -> Table",
         "One row per image: path, label, slide, split, width, height.",
         "data.table().head(3)",
-        |d: &mut DatasetRef| d.frame().map(Table).map_err(to_rhai),
+        |d: &mut DatasetRef| Table::from_rows(&d.rows()).map_err(to_rhai),
     );
     api.method(
         "Dataset",
@@ -154,7 +110,7 @@ so a study script takes a folder with its slide rule as one value.",
         "image(path: String) -> Image",
         "Reads one image file (JPEG, PNG, TIFF, BMP, WebP) as 8-bit RGB.",
         r#"let img = image(data.table().column("path")[0]);"#,
-        read,
+        |p: &str| Image::open(p).map_err(to_rhai),
     );
     api.method(
         "Dataset",
@@ -189,7 +145,10 @@ so a study script takes a folder with its slide rule as one value.",
         "img.save(path: String) -> String",
         "Writes the image (format by extension: .png, .jpg, .tif, .bmp) and returns the path.",
         r#"data.image(0).save("first.png")"#,
-        |i: &mut Image, p: &str| save(i, p),
+        |i: &mut Image, p: &str| -> RResult<String> {
+            i.save(p).map_err(to_rhai)?;
+            Ok(p.into())
+        },
     );
 
     api.method(

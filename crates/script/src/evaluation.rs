@@ -10,7 +10,7 @@ use patholab_core::eval::results::{Results, Row};
 use patholab_core::eval::table::Table;
 use patholab_core::eval::{evaluate, Evaluation};
 use patholab_core::features::FeatureSet;
-use patholab_core::learn::Model;
+use patholab_core::learn::{Model, Share, ShareBy};
 use rhai::{Array, Dynamic, Map};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -18,10 +18,10 @@ use std::rc::Rc;
 /// A script handle to a results table that strategies append to.
 pub type ResultsRef = Rc<RefCell<Results>>;
 
-/// Importance share as a two-column table.
-pub fn importance_share(m: &Model, by: &str) -> RResult<(Vec<String>, Vec<f64>)> {
-    let share = m.importance_share(by).map_err(to_rhai)?;
-    Ok(share.into_iter().unzip())
+/// Importance summed by `by` ("network" or "tap").
+pub fn importance_share(m: &Model, by: &str) -> RResult<Vec<Share>> {
+    let by = ShareBy::named("by", by).map_err(to_rhai)?;
+    m.importance_share(by).map_err(to_rhai)
 }
 
 /// Registers evaluation and results.
@@ -39,17 +39,7 @@ pub fn register(api: &mut Api) {
         "evaluate(net: Network, data: Dataset) -> Evaluation",
         "Evaluates a fine-tuned network on a dataset with the same classes.",
         "evaluate(ft, small)",
-        |n: Net, d: DatasetRef| -> RResult<Evaluation> {
-            if n.classes != d.classes {
-                return Err(format!(
-                    "the network predicts {:?}, the data has classes {:?}",
-                    n.classes, d.classes
-                )
-                .into());
-            }
-            let s = patholab_core::finetune::predict_scores(&n, &d, 32).map_err(to_rhai)?;
-            patholab_core::eval::evaluate_scores(&d.labels(), &s, &d.classes).map_err(to_rhai)
-        },
+        |n: Net, d: DatasetRef| patholab_core::finetune::evaluate(&n, &d).map_err(to_rhai),
     );
     api.func(
         "score(m: Model, f: FeatureSet) -> float",
@@ -75,7 +65,7 @@ pub fn register(api: &mut Api) {
         "Evaluation",
         "e.metric -> String",
         "The metric of e.score: \"roc_auc\" or \"accuracy\" (a one-class test set has no AUC).",
-        "evaluate(m, test).metric",
+        r#"evaluate(m, test).metric // => "accuracy""#,
         |v: &mut Evaluation| v.metric.clone(),
     );
     api.getter(
@@ -115,24 +105,16 @@ pub fn register(api: &mut Api) {
         "importances(m: Model) -> Table",
         "Feature importances joined with provenance (network, tap, channel), largest first.",
         "importances(fit(extra_trees(#{ n_trees: 10 }), train)).head(5)",
-        |m: Model| m.importances_frame().map(Table).map_err(to_rhai),
+        |m: Model| {
+            let rows = m.importance_rows().map_err(to_rhai)?;
+            Table::from_rows(&rows).map_err(to_rhai)
+        },
     );
     api.func(
         "importance_share(m: Model, by: String) -> Table",
         "Importance summed by \"network\" or \"tap\".",
         r#"importance_share(fit(extra_trees(#{ n_trees: 10 }), train), "tap")"#,
-        |m: Model, by: &str| -> RResult<Table> {
-            use polars::prelude::{Column, DataFrame};
-            let (keys, values) = importance_share(&m, by)?;
-            let df = DataFrame::new(
-                keys.len(),
-                vec![
-                    Column::new(by.into(), keys),
-                    Column::new("importance".into(), values),
-                ],
-            );
-            df.map(Table).map_err(|e| to_rhai(e.into()))
-        },
+        |m: Model, by: &str| Table::from_rows(&importance_share(&m, by)?).map_err(to_rhai),
     );
     api.func(
         "results() -> Results",
@@ -168,7 +150,7 @@ pub fn register(api: &mut Api) {
         "Results",
         "r.len() -> int",
         "Number of rows.",
-        "r.len()",
+        "r.len() // => 6",
         |r: &mut ResultsRef| r.borrow().rows.len() as i64,
     );
     api.method(
@@ -250,7 +232,8 @@ pub fn register(api: &mut Api) {
         |p: &str, t: &str| -> RResult<String> {
             let path = std::path::Path::new(p);
             if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(d).map_err(|e| to_rhai(patholab_core::Error::file(d, e)))?;
+                std::fs::create_dir_all(d)
+                    .map_err(|e| to_rhai(patholab_core::Error::file(d, e)))?;
             }
             std::fs::write(path, t)
                 .map(|_| p.to_string())

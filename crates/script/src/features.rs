@@ -18,18 +18,15 @@ use rhai::{Array, Dynamic, Map};
 #[derive(Clone, Debug)]
 pub struct PcaSpec(pub usize);
 
-thread_local! {
-    static DEFAULT_SHARD: std::cell::Cell<Option<(usize, usize)>> = const { std::cell::Cell::new(None) };
-}
-
-/// Sets the shard `features` uses when a script does not give one (`patholab run --shard i/n`).
-pub fn set_default_shard(s: Option<(usize, usize)>) {
-    DEFAULT_SHARD.with(|c| c.set(s));
-}
-
-fn features_of(net: &Network, ds: &Dataset, mut o: ExtractOptions) -> RResult<FeatureSet> {
+/// `default_shard` is the run's (`patholab run --shard i/n`), used when the options give none.
+fn features_of(
+    net: &Network,
+    ds: &Dataset,
+    mut o: ExtractOptions,
+    default_shard: Option<(usize, usize)>,
+) -> RResult<FeatureSet> {
     if o.shard.is_none() {
-        o.shard = DEFAULT_SHARD.with(|c| c.get());
+        o.shard = default_shard;
     }
     if let Some(d) = &o.device {
         let want = patholab_core::parse_device(d).map_err(to_rhai)?;
@@ -56,6 +53,7 @@ patholab_core::options! {
 
 /// Registers feature extraction and feature sets.
 pub fn register(api: &mut Api) {
+    let shard = api.settings().shard;
     api.engine()
         .register_type_with_name::<FeatureSet>("FeatureSet")
         .register_type_with_name::<PcaSpec>("PcaSpec")
@@ -65,7 +63,7 @@ pub fn register(api: &mut Api) {
         "net.features(data: Dataset, options: Map) -> FeatureSet",
         "Features of every image at the taps asked for, in one forward pass; cached on disk, so a second\ncall computes nothing.",
         r#"let g = net.features(small, #{ taps: ["last"], reduce: "gap" });"#,
-        |n: &mut Net, d: DatasetRef, m: Map| features_of(n, &d, options(&m)?),
+        move |n: &mut Net, d: DatasetRef, m: Map| features_of(n, &d, options(&m)?, shard),
     )
     .options::<ExtractOptions>();
     api.method(
@@ -73,7 +71,7 @@ pub fn register(api: &mut Api) {
         "net.features(data: Dataset) -> FeatureSet",
         "Last-layer GAP features.",
         "let g = net.features(small);",
-        |n: &mut Net, d: DatasetRef| features_of(n, &d, ExtractOptions::default()),
+        move |n: &mut Net, d: DatasetRef| features_of(n, &d, ExtractOptions::default(), shard),
     );
     api.func(
         "features(path: String) -> FeatureSet",
@@ -127,7 +125,7 @@ pub fn register(api: &mut Api) {
         "FeatureSet",
         "f.dims() -> Array",
         "[rows, columns].",
-        "f.dims()",
+        "f.dims() // => [351, 1280]",
         |f: &mut FeatureSet| vec![Dynamic::from(f.n as i64), Dynamic::from(f.d as i64)],
     );
     api.method(
@@ -141,7 +139,7 @@ pub fn register(api: &mut Api) {
         "FeatureSet",
         "f.classes_count() -> int",
         "Number of classes.",
-        "f.classes_count()",
+        "f.classes_count() // => 5",
         |f: &mut FeatureSet| f.classes.len() as i64,
     );
     api.method(
@@ -149,7 +147,11 @@ pub fn register(api: &mut Api) {
         "f.table() -> Table",
         "The set as a table: id, label, slide, then one column per feature.",
         "f.table().select([\"label\", \"slide\"]).head(3)",
-        |f: &mut FeatureSet| patholab_core::features::io::to_frame(f).map(Table).map_err(to_rhai),
+        |f: &mut FeatureSet| {
+            patholab_core::features::io::to_frame(f)
+                .map(Table)
+                .map_err(to_rhai)
+        },
     );
     api.func(
         "pca(k: int) -> PcaSpec",

@@ -48,7 +48,7 @@ pub fn register(api: &mut Api) {
     api.func(
         "help(name: String) -> ()",
         "Help on a topic or a function: signature, options with their defaults, an example.",
-        r#"help("tune")"#,
+        r#"help("tune") // => ()"#,
         |s: &str| println!("{}", help(Some(s))),
     );
 }

@@ -5,6 +5,7 @@ use super::convert::{grid, ints, options, params_map, take_object};
 use super::registry::Api;
 use super::{to_rhai, RResult};
 use patholab_core::data::split::Cv;
+use patholab_core::eval::rows::cv_scores;
 use patholab_core::eval::table::Table;
 use patholab_core::features::FeatureSet;
 use patholab_core::learn::extra_trees::ExtraTrees;
@@ -119,7 +120,7 @@ pub fn register(api: &mut Api) {
         "Classifier",
         "clf.name() -> String",
         "The classifier's name.",
-        "linear_svm().name()",
+        r#"linear_svm().name() // => "linear_svm""#,
         |c: &mut ClassifierRef| c.name().to_string(),
     );
     api.func(
@@ -153,7 +154,7 @@ pub fn register(api: &mut Api) {
         "m.cv_scores() -> Table",
         "Cross-validation table of a tuned model: params, mean, std, per fold.",
         "m.cv_scores()",
-        |m: &mut Model| tuned(&m.cv)?.frame().map(Table).map_err(to_rhai),
+        |m: &mut Model| cv_scores(tuned(&m.cv)?).map_err(to_rhai),
     );
     api.method(
         "Model",
@@ -230,7 +231,7 @@ pub fn register(api: &mut Api) {
         "sel.curve() -> Table",
         "Number of features against CV score (mean, std).",
         "sel.curve()",
-        |r: &mut RfeResult| r.curve_frame().map(Table).map_err(to_rhai),
+        |r: &mut RfeResult| Table::from_rows(&r.curve_points()).map_err(to_rhai),
     );
     api.method(
         "RfeResult",

@@ -33,7 +33,10 @@ use std::path::PathBuf;
 /// Modules of `stdlib/`, embedded so scripts find them from any folder.
 const STDLIB: &[(&str, &str)] = &[
     ("protocol", include_str!("../../../stdlib/protocol.rhai")),
-    ("strategies", include_str!("../../../stdlib/strategies.rhai")),
+    (
+        "strategies",
+        include_str!("../../../stdlib/strategies.rhai"),
+    ),
 ];
 
 /// Converts a library error into a script error; Rhai adds the position of the call.
@@ -47,20 +50,37 @@ pub fn to_rhai(e: patholab_core::Error) -> Box<EvalAltResult> {
 /// Result type of registered functions.
 pub type RResult<T> = Result<T, Box<EvalAltResult>>;
 
+/// What a run was started with, given to the bindings when they are registered.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Settings {
+    /// The shard `features` extracts when a script gives none (`patholab run --shard i/n`).
+    pub shard: Option<(usize, usize)>,
+}
+
 /// A new engine with everything registered. `stdlib` overrides the embedded modules
 /// (also settable with `PATHOLAB_STDLIB=dir`).
 pub fn engine() -> Engine {
+    engine_with(Settings::default())
+}
+
+/// A new engine with everything registered for a run started with `settings`.
+pub fn engine_with(settings: Settings) -> Engine {
     let mut engine = Engine::new();
     limits::apply(&mut engine);
     engine.on_print(|s| println!("{s}"));
     engine.on_debug(|s, _, pos| eprintln!("{pos:?}: {s}"));
-    register(&mut engine);
+    register_with(&mut engine, settings);
     engine.set_module_resolver(resolver());
     engine
 }
 
 /// Registers every function on `engine` and returns their declarations, in topic order.
 pub fn register(engine: &mut Engine) -> Vec<Doc> {
+    register_with(engine, Settings::default())
+}
+
+/// [`register`] for a run started with `settings`.
+pub fn register_with(engine: &mut Engine, settings: Settings) -> Vec<Doc> {
     let mut docs = Vec::new();
     let families: &[(&str, fn(&mut Api))] = &[
         ("prompt", help::register),
@@ -77,7 +97,7 @@ pub fn register(engine: &mut Engine) -> Vec<Doc> {
         ("prompt", show::declare),
     ];
     for (topic, family) in families {
-        family(&mut Api::new(engine, &mut docs, topic));
+        family(&mut Api::new(engine, &mut docs, topic, settings));
     }
     show::register(engine);
     docs

@@ -107,7 +107,7 @@ pub fn register(api: &mut Api) {
         "Network",
         "net.input_size() -> int",
         "Side of the square input image.",
-        "net.input_size()",
+        "net.input_size() // => 224",
         |n: &mut Net| n.spec.input_size,
     );
     api.method(
@@ -123,7 +123,9 @@ pub fn register(api: &mut Api) {
                 n.parameter_count(),
                 n.weights_label
             );
-            n.summary().and_then(|rows| Table::from_rows(&rows)).map_err(to_rhai)
+            n.summary()
+                .and_then(|rows| Table::from_rows(&rows))
+                .map_err(to_rhai)
         },
     );
     api.method(
@@ -132,9 +134,12 @@ pub fn register(api: &mut Api) {
         "Top-k classes of an image file by the network's own head, as #{ class, name, p } maps.",
         r#"net.classify(data.table().column("path")[0], 3)"#,
         |n: &mut Net, p: &str, k: i64| -> RResult<Array> {
-            let top =
-                patholab_core::features::extract::classify(n, std::path::Path::new(p), k.max(1) as usize)
-                    .map_err(to_rhai)?;
+            let top = patholab_core::features::extract::classify(
+                n,
+                std::path::Path::new(p),
+                k.max(1) as usize,
+            )
+            .map_err(to_rhai)?;
             Ok(top
                 .into_iter()
                 .map(|(c, name, p)| {
@@ -180,8 +185,8 @@ pub fn register(api: &mut Api) {
         "Predicted class index of every image (with the network's own head).",
         "ft.predict(small)",
         |n: &mut Net, d: DatasetRef| -> RResult<Array> {
-            let s = patholab_core::finetune::predict_scores(n, &d, 32).map_err(to_rhai)?;
-            Ok(ints(&patholab_core::learn::argmax_rows(&s, n.classes.len())))
+            let p = patholab_core::finetune::predict(n, &d).map_err(to_rhai)?;
+            Ok(ints(&p))
         },
     );
 }

@@ -29,7 +29,10 @@ fn cd(r: &ResultsRef, p: Option<&Path>) -> RResult<Figure> {
 }
 
 fn importance(m: &Model, by: &str, p: Option<&Path>) -> RResult<Figure> {
-    let (labels, values) = importance_share(m, by)?;
+    let (labels, values): (Vec<String>, Vec<f64>) = importance_share(m, by)?
+        .into_iter()
+        .map(|s| (s.key, s.importance))
+        .unzip();
     drawn(patholab_core::plot::bars(
         &format!("importance by {by}"),
         &labels,
@@ -69,7 +72,13 @@ pub fn register(api: &mut Api) {
         "plot_rfe(sel: RfeResult, path: String) -> Figure",
         "The RFE curve with k_min marked.",
         r#"plot_rfe(sel, "rfe.png")"#,
-        |r: RfeResult, p: &str| drawn(patholab_core::plot::rfe(&r.curve, r.k_min, Some(p.as_ref()))),
+        |r: RfeResult, p: &str| {
+            drawn(patholab_core::plot::rfe(
+                &r.curve,
+                r.k_min,
+                Some(p.as_ref()),
+            ))
+        },
     );
     api.func(
         "plot_rfe(sel: RfeResult) -> Figure",
@@ -143,13 +152,15 @@ pub fn register(api: &mut Api) {
         "data.show(n: int) -> Figure",
         "A grid of n images with their labels, shown and not written.",
         "data.show(4)",
-        |d: &mut DatasetRef, n: i64| drawn(patholab_core::plot::image_grid(d, n.max(1) as usize, None)),
+        |d: &mut DatasetRef, n: i64| {
+            drawn(patholab_core::plot::image_grid(d, n.max(1) as usize, None))
+        },
     );
     api.getter(
         "Figure",
         "fig.path -> String",
         "The file the figure was written to (unit when none).",
-        r#"plot_rfe(sel, "rfe.svg").path"#,
+        r#"plot_rfe(sel, "rfe.svg").path // => "rfe.svg""#,
         |f: &mut Figure| {
             f.path
                 .as_ref()

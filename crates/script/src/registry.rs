@@ -3,6 +3,7 @@
 //! an example that a test runs. `help`, Tab completion, notebook `inspect` and `docs/reference.md`
 //! all read these declarations; nothing about a function is written twice.
 
+use crate::Settings;
 use patholab_core::options::{Field, Options};
 use rhai::RhaiNativeFunc;
 use rhai::{Engine, Variant};
@@ -44,6 +45,12 @@ pub struct Doc {
 }
 
 impl Doc {
+    /// The value the example states it gives, written after a final `// => ` (a Rhai literal
+    /// that `tests/compute/reference.rs` compares with what the example returns).
+    pub fn expected(&self) -> Option<&str> {
+        self.example.rsplit_once("// => ").map(|(_, v)| v.trim())
+    }
+
     /// The first line of the doc.
     pub fn summary(&self) -> &str {
         self.doc.lines().next().unwrap_or("")
@@ -92,16 +99,29 @@ pub struct Api<'a> {
     engine: &'a mut Engine,
     docs: &'a mut Vec<Doc>,
     topic: &'static str,
+    settings: Settings,
 }
 
 impl<'a> Api<'a> {
-    /// Declarations go to `docs` under `topic`.
-    pub fn new(engine: &'a mut Engine, docs: &'a mut Vec<Doc>, topic: &'static str) -> Self {
+    /// Declarations go to `docs` under `topic`; `settings` are the run's (the bindings that
+    /// depend on them capture them when registered).
+    pub fn new(
+        engine: &'a mut Engine,
+        docs: &'a mut Vec<Doc>,
+        topic: &'static str,
+        settings: Settings,
+    ) -> Self {
         Api {
             engine,
             docs,
             topic,
+            settings,
         }
+    }
+
+    /// What the run was started with (`patholab run --shard i/n`).
+    pub fn settings(&self) -> Settings {
+        self.settings
     }
 
     /// The engine, for registering types and printing.
@@ -235,10 +255,26 @@ fn script_type(engine: &Engine, rust: &str) -> Option<String> {
 /// receiver's type first for methods and getters.
 fn declared_params(doc: &Doc) -> Vec<String> {
     let mut out: Vec<String> = doc.receiver.iter().map(|r| r.to_string()).collect();
-    if let Some((_, rest)) = doc.signature.split_once('(') {
-        let inner = rest.rsplit_once(')').map_or(rest, |(a, _)| a);
+    // The parameters are those of the last call before the return type: `pca(k).fit(train:
+    // FeatureSet) -> Pca` declares `fit(train)`, and a return type may itself be `()`.
+    let head = doc.signature.split(" -> ").next().unwrap_or("").trim_end();
+    if let Some(inner) = head.strip_suffix(')') {
+        let mut depth = 0;
+        let open = inner
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| {
+                match c {
+                    ')' => depth += 1,
+                    '(' if depth == 0 => return true,
+                    '(' => depth -= 1,
+                    _ => {}
+                }
+                false
+            })
+            .map_or(0, |(i, _)| i + 1);
         out.extend(
-            inner
+            inner[open..]
                 .split(',')
                 .filter(|p| !p.trim().is_empty())
                 .map(|p| p.split_once(':').map_or(p, |(_, t)| t).trim().to_string()),
@@ -282,10 +318,13 @@ pub fn check_signature(engine: &Engine, doc: &Doc) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn declare(signature: &str, f: impl RhaiNativeFunc<(f64,), 1, false, f64, false> + Send + Sync + 'static) -> (Engine, Doc) {
+    fn declare(
+        signature: &str,
+        f: impl RhaiNativeFunc<(f64,), 1, false, f64, false> + Send + Sync + 'static,
+    ) -> (Engine, Doc) {
         let mut engine = Engine::new();
         let mut docs = Vec::new();
-        Api::new(&mut engine, &mut docs, "test").func(signature, "", "", f);
+        Api::new(&mut engine, &mut docs, "test", Settings::default()).func(signature, "", "", f);
         (engine, docs.pop().unwrap())
     }
 
@@ -295,7 +334,10 @@ mod tests {
         assert_eq!(check_signature(&engine, &good), Ok(()));
         let (engine, wrong) = declare("half(x: int) -> float", |x: f64| x / 2.0);
         let e = check_signature(&engine, &wrong).unwrap_err();
-        assert!(e.contains("declared (int)") && e.contains("takes (float)"), "{e}");
+        assert!(
+            e.contains("declared (int)") && e.contains("takes (float)"),
+            "{e}"
+        );
         let (engine, missing) = declare("half() -> float", |x: f64| x / 2.0);
         assert!(check_signature(&engine, &missing).is_err());
     }
@@ -309,7 +351,12 @@ mod tests {
             .iter()
             .filter_map(|d| check_signature(&engine, d).err())
             .collect();
-        assert!(wrong.is_empty(), "{} declaration(s) misstate their types:\n{}", wrong.len(), wrong.join("\n"));
+        assert!(
+            wrong.is_empty(),
+            "{} declaration(s) misstate their types:\n{}",
+            wrong.len(),
+            wrong.join("\n")
+        );
     }
 
     #[test]

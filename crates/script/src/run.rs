@@ -1,14 +1,14 @@
 //! Running a script file or one expression, as `patholab run` and `patholab -e` do.
 
-use super::{convert, engine, format_at, format_error, show};
+use super::{convert, engine, engine_with, format_at, format_error, show, Settings};
 use rhai::{Dynamic, Scope};
 use std::path::Path;
 
 /// Runs `path` with `sets` (`name=value`, values parsed as Rhai literals) bound as variables.
 /// On error returns the message with line, position and a caret.
-pub fn run_file(path: &Path, sets: &[String]) -> Result<(), String> {
+pub fn run_file(path: &Path, sets: &[String], settings: Settings) -> Result<(), String> {
     let source = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let engine = engine();
+    let engine = engine_with(settings);
     let mut scope = Scope::new();
     for s in sets {
         let (name, value) = s

@@ -1,18 +1,19 @@
 //! Script bindings of the `slide` room and of tile datasets: slides, their properties, regions,
 //! thumbnails and tissue masks; tiles as datasets; slide-level pooling, tile scores and slide maps.
 
-use super::convert::{options, strings};
+use super::convert::{options, strings, take_object};
 use super::data::DatasetRef;
 use super::data::Image;
 use super::registry::Api;
 use super::{to_rhai, RResult};
-use patholab_core::data::decode::Rgb;
 use patholab_core::data::tiles::{tiles, tiles_of, SlideEntry, TilesOptions};
 use patholab_core::features::FeatureSet;
 use patholab_core::learn::Model;
+use patholab_core::plot::{slide_plot, SlideLayers, SlidePlotOptions};
 use patholab_core::slide::tissue::{detect, Mask, TissueOptions};
 use patholab_core::slide::{Pixels, Slide};
 use rhai::{Array, Dynamic, Map};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -51,96 +52,40 @@ fn tiles_at(p: &str, o: &TilesOptions) -> RResult<DatasetRef> {
     Ok(Arc::new(ds))
 }
 
-/// `plot_slide`'s map: the mask (a TissueMask, or true to compute one), tiles, scores, max_side.
+/// `plot_slide`'s map: the objects (`mask`: a TissueMask or true to detect one, `tiles`, `scores`)
+/// and [`SlidePlotOptions`].
 fn plot_slide(s: &SlideRef, m: &Map, path: &str) -> RResult<patholab_core::plot::Figure> {
-    for k in m.keys() {
-        if !["mask", "tiles", "scores", "max_side"].contains(&k.as_str()) {
-            return Err(format!(
-                "plot_slide: unknown option {k:?} (options: mask, tiles, scores, max_side)"
-            )
-            .into());
+    let mut m = m.clone();
+    let detected;
+    let mask = match m.get("mask").map(|v| v.as_bool()) {
+        Some(Ok(true)) => {
+            m.remove("mask");
+            detected = detect(s, &TissueOptions::default()).map_err(to_rhai)?;
+            Some(Arc::new(detected))
         }
-    }
-    let max_side = match m.get("max_side") {
-        Some(v) => v
-            .as_int()
-            .map_err(|t| format!("plot_slide: max_side is an int, got {t}"))?
-            .clamp(16, 8192) as u32,
-        None => 1024,
+        Some(Ok(false)) => m.remove("mask").and(None),
+        _ if m.get("mask").is_some_and(|v| v.is_unit()) => m.remove("mask").and(None),
+        _ => take_object::<MaskRef>(&mut m, "mask", "TissueMask or true", "plot_slide")?,
     };
-    let thumb = s.thumbnail(max_side).map_err(to_rhai)?;
-    let (w0, h0) = s.dimensions();
-    let scale = (
-        w0 as f64 / thumb.width as f64,
-        h0 as f64 / thumb.height as f64,
-    );
-    let mask = match m.get("mask") {
-        None => None,
-        Some(v) if v.is::<MaskRef>() => Some(v.clone().cast::<MaskRef>()),
-        Some(v) if v.as_bool() == Ok(true) => Some(Arc::new(
-            detect(s, &TissueOptions::default()).map_err(to_rhai)?,
-        )),
-        Some(v) if v.as_bool() == Ok(false) || v.is_unit() => None,
-        Some(v) => {
-            return Err(format!(
-                "plot_slide: mask is a TissueMask or true, got {}",
-                v.type_name()
-            )
-            .into())
-        }
+    let tiles = take_object::<DatasetRef>(&mut m, "tiles", "tile Dataset", "plot_slide")?;
+    let scores =
+        take_object::<Map>(&mut m, "scores", "map of tile → score", "plot_slide")?.map(|sc| {
+            sc.iter()
+                .filter_map(|(k, v)| Some((k.to_string(), v.as_float().ok()?)))
+                .collect::<HashMap<String, f64>>()
+        });
+    let o: SlidePlotOptions = options(&m)?;
+    let layers = SlideLayers {
+        mask: mask.as_deref(),
+        tiles: tiles.as_deref(),
+        scores: scores.as_ref(),
     };
-    let scores: Option<Map> = match m.get("scores") {
-        None => None,
-        Some(v) => Some(v.clone().try_cast::<Map>().ok_or_else(|| {
-            format!(
-                "plot_slide: scores is a map of tile → score (m.predict_tiles), got {}",
-                v.type_name()
-            )
-        })?),
-    };
-    let mut cells = Vec::new();
-    if let Some(v) = m.get("tiles") {
-        let ds = v
-            .clone()
-            .try_cast::<DatasetRef>()
-            .ok_or_else(|| format!("plot_slide: tiles is a tile Dataset, got {}", v.type_name()))?;
-        for it in ds.items.iter().filter(|it| it.path == s.path) {
-            let Some(t) = &it.tile else { continue };
-            let (w, h) = t.tile.extent(s);
-            let score = scores
-                .as_ref()
-                .and_then(|sc| sc.get(it.name().as_str()))
-                .and_then(|v| v.as_float().ok());
-            cells.push(patholab_core::plot::SlideTile {
-                x: t.tile.x as f64,
-                y: t.tile.y as f64,
-                w,
-                h,
-                score,
-            });
-        }
-    }
-    patholab_core::plot::slide_map(
-        &thumb,
-        scale,
-        mask.as_deref(),
-        &cells,
-        Some(Path::new(path)),
-    )
-    .map_err(to_rhai)
+    slide_plot(s, &o, &layers, Some(Path::new(path))).map_err(to_rhai)
 }
 
 /// Slide pixels as the script's one image type (RGB; transparent areas over white).
 fn image_of(px: patholab_core::error::Result<Pixels>, name: String) -> RResult<Image> {
-    let px = px.map_err(to_rhai)?.to_rgb();
-    Ok(Image {
-        name,
-        rgb: Arc::new(Rgb {
-            width: px.width,
-            height: px.height,
-            pixels: px.data,
-        }),
-    })
+    Ok(Image::from_pixels(&px.map_err(to_rhai)?, name))
 }
 
 /// Registers slides, tissue masks, tile datasets and slide-level results.
@@ -173,7 +118,7 @@ pub fn register(api: &mut Api) {
         "Slide",
         "s.dimensions() -> Array",
         "Level-0 width and height in pixels.",
-        r#"slide("demo").dimensions()"#,
+        r#"slide("demo").dimensions() // => [2220, 494]"#,
         |s: &mut SlideRef| {
             let (w, h) = s.dimensions();
             vec![Dynamic::from_int(w as i64), Dynamic::from_int(h as i64)]
@@ -367,5 +312,9 @@ pub fn register(api: &mut Api) {
         "A PNG map of the slide: thumbnail (max_side, default 1024), tissue outline (mask: a TissueMask or true),\nthe tiles of a tile Dataset that lie on this slide (tiles) and a heatmap of their scores (scores: m.predict_tiles).",
         r#"let s = slide("demo"); plot_slide(s, #{ mask: true, tiles: tiles(s, #{ size: 112 }) }, "slide.png")"#,
         |s: SlideRef, m: Map, p: &str| plot_slide(&s, &m, p),
-    );
+    )
+    .options::<SlidePlotOptions>()
+    .extra_option("mask", "TissueMask or bool", "false", "The tissue outline: a TissueMask, or true to detect one.")
+    .extra_option("tiles", "Dataset", "()", "A tile dataset: its tiles on this slide are drawn as a grid.")
+    .extra_option("scores", "Map", "()", "Tile name → score (m.predict_tiles): the tiles are coloured by it.");
 }

@@ -59,7 +59,7 @@ pub fn register(api: &mut Api) {
         "Table",
         "t.columns() -> Array",
         "Column names, in order.",
-        "m.cv_scores().columns()",
+        r#"m.cv_scores().columns() // => ["params", "scoring", "score", "pooled", "mean", "std", "fold_0", "fold_1", "fold_2"]"#,
         |t: &mut Table| strings(&t.columns()),
     );
     api.method(

@@ -70,6 +70,7 @@ mod params {
             /// Seed of the subwindows and the trees.
             seed: u64 = 0,
         }
+        check(o) { o.validate() }
     }
 }
 pub use params::EtFl;

@@ -3,10 +3,10 @@
 
 use super::decode::Rgb;
 use super::stain::StainNormalizer;
-use super::transform::{normalise_into, square_resize, Augment};
-use crate::input::Preprocess;
+use super::transform::{normalize_into, square_resize, Augment};
 use super::Item;
 use crate::error::{Error, Result};
+use crate::input::Preprocess;
 use crate::rng::Rng;
 use crossbeam_channel::{bounded, Receiver};
 use rayon::prelude::*;
@@ -47,7 +47,7 @@ pub fn load(item: &Item, stain: Option<&StainNormalizer>) -> Result<Rgb> {
     match stain {
         Some(s) => s.normalize(&img).map_err(|e| {
             Error::Invalid(format!(
-                "{}: stain normalisation ({}): {e}",
+                "{}: stain normalization ({}): {e}",
                 item.name(),
                 s.method()
             ))
@@ -83,7 +83,7 @@ pub fn prepare_rgb_into(mut img: Rgb, stream: u64, p: &Prepare, out: &mut [f32])
         }
         None => square_resize(&img, &p.pre, None),
     };
-    normalise_into(&px, n, p.pre.normalisation, out);
+    normalize_into(&px, n, p.pre.normalization, out);
 }
 
 /// Starts preparing `items` (files or slide tiles) in batches of `batch`; at most `prefetch`

@@ -1,6 +1,7 @@
 //! Datasets: an ImageFolder tree or a CSV manifest, every image tied to a slide, checked on load.
 
 pub mod decode;
+pub mod image;
 pub mod loader;
 pub mod split;
 pub mod stain;
@@ -26,6 +27,17 @@ pub struct Item {
     pub height: u32,
     /// For a tile of a whole-slide image (`path` is then the slide): which region to read.
     pub tile: Option<tiles::SlideTile>,
+}
+
+/// One image of a dataset as a table shows it (`data.table()`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageRow {
+    pub path: String,
+    pub label: String,
+    pub slide: String,
+    pub split: String,
+    pub width: u32,
+    pub height: u32,
 }
 
 impl Item {
@@ -511,31 +523,19 @@ impl Dataset {
         }
     }
 
-    /// One row per image: path, label, slide, split, width, height.
-    pub fn frame(&self) -> Result<polars::prelude::DataFrame> {
-        use polars::prelude::{Column, DataFrame};
-        let it = &self.items;
-        let text = |f: &dyn Fn(&Item) -> String| it.iter().map(f).collect::<Vec<String>>();
-        Ok(DataFrame::new(
-            it.len(),
-            vec![
-                Column::new("path".into(), text(&|i| i.path.display().to_string())),
-                Column::new("label".into(), text(&|i| self.classes[i.label].clone())),
-                Column::new("slide".into(), text(&|i| i.slide.clone())),
-                Column::new(
-                    "split".into(),
-                    text(&|i| i.split.clone().unwrap_or_default()),
-                ),
-                Column::new(
-                    "width".into(),
-                    it.iter().map(|i| i.width as i64).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "height".into(),
-                    it.iter().map(|i| i.height as i64).collect::<Vec<_>>(),
-                ),
-            ],
-        )?)
+    /// One row per image: path, label (its name), slide, split, width, height.
+    pub fn rows(&self) -> Vec<ImageRow> {
+        self.items
+            .iter()
+            .map(|i| ImageRow {
+                path: i.path.display().to_string(),
+                label: self.classes[i.label].clone(),
+                slide: i.slide.clone(),
+                split: i.split.clone().unwrap_or_default(),
+                width: i.width,
+                height: i.height,
+            })
+            .collect()
     }
 
     /// One line, as the prompt shows it.

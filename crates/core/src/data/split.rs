@@ -579,11 +579,6 @@ impl Folds {
         self.counts_text(&self.test_counts[f])
     }
 
-    /// The same for fold `f`'s training part.
-    pub fn train_counts_text(&self, f: usize) -> String {
-        self.counts_text(&self.train_counts[f])
-    }
-
     fn counts_text(&self, counts: &[usize]) -> String {
         self.classes
             .iter()
@@ -591,11 +586,6 @@ impl Folds {
             .map(|(c, n)| format!("{c} {n}"))
             .collect::<Vec<_>>()
             .join(", ")
-    }
-
-    /// Number of rows the folds cover.
-    pub fn n_rows(&self) -> usize {
-        self.pairs.first().map_or(0, |p| p.0.len() + p.1.len())
     }
 }
 

@@ -1,6 +1,6 @@
-//! Stain normalisation (Macenko, Reinhard) and Macenko stain augmentation, step for step as
+//! Stain normalization (Macenko, Reinhard) and Macenko stain augmentation, step for step as
 //! torchstain 1.4.1's numpy backend computes them, so that a fitted stain matrix agrees to 1e-5 and
-//! pixels to within 1 of 255 (tests/stain.rs checks both against torchstain on Kather tiles).
+//! pixels to within 1 of 255 (tests/compute/stain.rs checks both against torchstain on Kather tiles).
 //! An image without tissue (no pixel whose optical density reaches `beta` in every channel) is an
 //! error naming why, never NaNs.
 //!
@@ -14,6 +14,7 @@
 //! deviation in torchstain's float32 LAB, moved to the target's.
 
 use super::decode::Rgb;
+use crate::error::Error;
 use crate::rng::Rng;
 
 /// The reference stain matrix an unfitted Macenko normaliser uses (torchstain's `HERef`): columns
@@ -23,7 +24,7 @@ pub const HE_REF: [[f64; 2]; 3] = [[0.5626, 0.2159], [0.7201, 0.8012], [0.4062, 
 pub const MAX_C_REF: [f64; 2] = [1.9705, 1.0308];
 
 crate::choice! {
-    /// A stain normalisation method.
+    /// A stain normalization method.
     pub enum StainMethod {
         /// Macenko's stain vectors from optical density (torchstain's `MacenkoNormalizer`).
         Macenko = "macenko",
@@ -41,6 +42,15 @@ crate::options! {
         alpha: f64 = 1.0,
         /// Optical density a pixel must reach in every channel to count as tissue.
         beta: f64 = 0.15,
+    }
+    check(o) {
+        if !(o.io > 0.0) || !(0.0..50.0).contains(&o.alpha) {
+            return Err(Error::Invalid(format!(
+                "stain_normalizer: need io > 0 and 0 ≤ alpha < 50 (got io {}, alpha {})",
+                o.io, o.alpha
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -477,7 +487,7 @@ fn lab_stats(lab: &[[f32; 3]]) -> LabStats {
     LabStats { means, stds }
 }
 
-/// Reinhard's normalisation of `img` to the target statistics, then torchstain's `lab2rgb` (its
+/// Reinhard's normalization of `img` to the target statistics, then torchstain's `lab2rgb` (its
 /// last matrix product in float64) and `(rgb · 255).astype(uint8)`.
 fn reinhard(img: &Rgb, target: &LabStats) -> Result<Rgb, Why> {
     let lab = rgb2lab(img);

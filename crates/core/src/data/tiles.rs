@@ -81,6 +81,35 @@ crate::options! {
         /// What to do with slides that cannot be read.
         on_error: OnError = OnError::Fail,
     }
+    check(o) {
+        crate::options::Options::check(&o.grid())?;
+        if !(0.0..=1.0).contains(&o.min_tissue) {
+            return Err(crate::error::Error::Invalid(format!(
+                "tiles: min_tissue must be within 0..1, got {}",
+                o.min_tissue
+            )));
+        }
+        if !(o.tissue_downsample.is_finite() && o.tissue_downsample >= 1.0) {
+            return Err(crate::error::Error::Invalid(format!(
+                "tiles: tissue_downsample must be ≥ 1, got {}",
+                o.tissue_downsample
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl TilesOptions {
+    /// Where the tiles are cut.
+    pub fn grid(&self) -> GridOptions {
+        GridOptions {
+            size: self.size,
+            mpp: self.mpp,
+            magnification: self.magnification,
+            level: self.level,
+            overlap: self.overlap,
+        }
+    }
 }
 
 /// One slide to tile: its file, label and patient (when known).
@@ -189,13 +218,7 @@ fn slide_tiles(
     annotations: Option<&Annotations>,
 ) -> Result<(Arc<Slide>, Vec<(Tile, String)>)> {
     let slide = crate::slide::shared(&e.path)?;
-    let g = GridOptions {
-        size: o.size,
-        mpp: o.mpp,
-        magnification: o.magnification,
-        level: o.level,
-        overlap: o.overlap,
-    };
+    let g = o.grid();
     let mask = if o.min_tissue > 0.0 {
         Some(detect(
             &slide,
@@ -268,12 +291,7 @@ pub fn tiles(source: &Path, o: &TilesOptions) -> Result<Dataset> {
 
 /// The tiles of the listed slides as a dataset (`root` names it).
 pub fn tiles_of(root: &Path, entries: &[SlideEntry], o: &TilesOptions) -> Result<Dataset> {
-    if !(0.0..=1.0).contains(&o.min_tissue) {
-        return Err(crate::invalid!(
-            "tiles: min_tissue must be within 0..1, got {}",
-            o.min_tissue
-        ));
-    }
+    crate::options::Options::check(o)?;
     let single = entries.len() == 1;
     let results: Vec<Result<(Arc<Slide>, Vec<(Tile, String)>)>> = entries
         .par_iter()

@@ -4,7 +4,7 @@
 
 use super::decode::Rgb;
 use super::stain::StainAugment;
-use crate::input::{Interpolation, Normalisation, Preprocess};
+use crate::input::{Interpolation, Normalization, Preprocess};
 use crate::rng::Rng;
 use fast_image_resize::{images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
@@ -104,7 +104,7 @@ fn rotate90(px: &[u8], n: usize) -> Vec<u8> {
 }
 
 /// Writes an RGB square into `out` as normalised CHW floats.
-pub fn normalise_into(px: &[u8], size: usize, norm: Normalisation, out: &mut [f32]) {
+pub fn normalize_into(px: &[u8], size: usize, norm: Normalization, out: &mut [f32]) {
     let (mean, std) = norm.mean_std();
     let plane = size * size;
     // One channel plane at a time, without index checks (the same arithmetic, so the same bits).
@@ -174,7 +174,7 @@ mod tests {
         let p = Preprocess {
             size: 2,
             interpolation: Interpolation::Bilinear,
-            normalisation: Normalisation::Inception,
+            normalization: Normalization::Inception,
         };
         assert!(square_resize(&img, &p, None).iter().all(|v| *v == 255));
     }

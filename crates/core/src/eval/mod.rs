@@ -4,7 +4,7 @@
 //! evaluation says why (`note`), so that a results row can say it too.
 
 pub mod results;
-mod rows;
+pub mod rows;
 pub mod table;
 
 /// The metrics live with the learners that are scored by them; `eval::metrics` is the same module.

@@ -1,7 +1,12 @@
 //! The typed rows of the rooms below `eval` as table rows ([`Row`]): each says its columns once.
+//! Rooms above `eval` implement [`Row`] beside their own types (`finetune::Epoch`).
 
-use super::table::{Cell, Row};
-use crate::finetune::Epoch;
+use super::table::{Cell, Row, Table};
+use crate::data::ImageRow;
+use crate::error::Result;
+use crate::learn::rfe::RfePoint;
+use crate::learn::tune::CvTable;
+use crate::learn::{Importance, Share};
 use crate::nets::TapShape;
 
 impl Row for TapShape {
@@ -14,15 +19,67 @@ impl Row for TapShape {
     }
 }
 
-impl Row for Epoch {
+impl Row for Importance {
     fn cells(&self) -> Vec<(&'static str, Cell)> {
         vec![
-            ("epoch", (self.epoch as i64).into()),
-            ("phase", self.phase.clone().into()),
-            ("train_loss", self.train_loss.into()),
-            ("val_loss", self.val_loss.into()),
-            ("val_score", self.val_score.into()),
-            ("images_per_second", self.images_per_second.into()),
+            ("network", self.network.clone().into()),
+            ("tap", self.tap.clone().into()),
+            ("channel", (self.channel as i64).into()),
+            ("importance", self.importance.into()),
         ]
     }
+}
+
+/// The key column is named by what the share sums over (`network` or `tap`).
+impl Row for Share {
+    fn cells(&self) -> Vec<(&'static str, Cell)> {
+        vec![
+            (self.by.as_str(), self.key.clone().into()),
+            ("importance", self.importance.into()),
+        ]
+    }
+}
+
+impl Row for ImageRow {
+    fn cells(&self) -> Vec<(&'static str, Cell)> {
+        vec![
+            ("path", self.path.clone().into()),
+            ("label", self.label.clone().into()),
+            ("slide", self.slide.clone().into()),
+            ("split", self.split.clone().into()),
+            ("width", i64::from(self.width).into()),
+            ("height", i64::from(self.height).into()),
+        ]
+    }
+}
+
+impl Row for RfePoint {
+    fn cells(&self) -> Vec<(&'static str, Cell)> {
+        vec![
+            ("n_features", (self.n_features as i64).into()),
+            ("mean", self.mean.into()),
+            ("std", self.std.into()),
+        ]
+    }
+}
+
+/// A tuning's scores (`m.cv_scores()`), one row per grid point: params, scoring, score (what
+/// ranks the rows), pooled, mean, std, fold_0.. (NaN where a fold has no score).
+pub fn cv_scores(s: &CvTable) -> Result<Table> {
+    let folds = s.folds.first().map_or(0, |r| r.len());
+    let rows = (0..s.params.len())
+        .map(|i| {
+            let mut row: Vec<(String, Cell)> = vec![
+                ("params".into(), s.params_text(i).into()),
+                ("scoring".into(), s.scoring.as_str().into()),
+                ("score".into(), s.score(i).into()),
+                ("pooled".into(), s.pooled[i].into()),
+                ("mean".into(), s.mean(i).into()),
+                ("std".into(), s.std(i).into()),
+            ];
+            row.extend((0..folds).map(|f| (format!("fold_{f}"), s.folds[i][f].into())));
+            row
+        })
+        .collect();
+    Table::from_cells(rows)
 }

@@ -9,6 +9,10 @@
 //! Values leave a table as [`Cell`]s, so the script layer converts one small enum rather than every
 //! polars type. Sorting and grouping are written here over the cells (NaN after every number,
 //! nulls last; groups in order of first appearance), so they need nothing beyond polars' eager core.
+//! Why not polars' own `sort`/`filter`/`group_by`: they sit behind its `lazy` feature, which takes
+//! `cargo tree -p patholab-core` from 287 to 449 crates, tokio and an HTTP client among them (the
+//! library crate builds no async runtime), and its rules (NaN order, null groups, group order)
+//! are not the ones this contract promises.
 
 use crate::error::{Context, Error, Result};
 use crate::options::closest;
@@ -194,7 +198,10 @@ impl std::str::FromStr for Op {
             .map(|(_, op)| *op)
             .ok_or_else(|| {
                 let names: Vec<&str> = OPS.iter().map(|(t, _)| *t).collect();
-                crate::invalid!("unknown comparison {s:?}; valid: {}", names.join(", "))
+                crate::error::Error::Invalid(format!(
+                    "unknown comparison {s:?}; valid: {}",
+                    names.join(", ")
+                ))
             })
     }
 }
@@ -252,14 +259,27 @@ impl Table {
     /// that of its values (ints, floats, strings, bools); [`Cell::Null`] is a missing value, and
     /// a column mixing ints and floats is a float column.
     pub fn from_rows<R: Row>(rows: &[R]) -> Result<Table> {
-        let rows: Vec<Vec<(&'static str, Cell)>> = rows.iter().map(Row::cells).collect();
+        let rows = rows.iter().map(|r| {
+            r.cells()
+                .into_iter()
+                .map(|(n, c)| (n.to_string(), c))
+                .collect()
+        });
+        Table::from_cells(rows.collect())
+    }
+
+    /// [`Table::from_rows`] for rows whose column names are known only at run time (`fold_0`,
+    /// `fold_1`, …): every row names its cells in the same order.
+    pub fn from_cells(rows: Vec<Vec<(String, Cell)>>) -> Result<Table> {
         let Some(first) = rows.first() else {
             return Ok(Table(DataFrame::empty()));
         };
-        let names: Vec<&'static str> = first.iter().map(|(n, _)| *n).collect();
-        let mut columns = Vec::with_capacity(names.len());
-        for (j, name) in names.iter().enumerate() {
-            let cells: Vec<&Cell> = rows.iter().map(|r| &r[j].1).collect();
+        let mut columns = Vec::with_capacity(first.len());
+        for (j, (name, _)) in first.iter().enumerate() {
+            let cells: Vec<&Cell> = rows.iter().filter_map(|r| r.get(j).map(|c| &c.1)).collect();
+            if cells.len() != rows.len() {
+                return Err(Error::Invalid(format!("table: a row has no cell {name:?}")));
+            }
             columns.push(column_of(name, &cells)?);
         }
         Ok(Table(DataFrame::new(rows.len(), columns)?))
@@ -296,11 +316,13 @@ impl Table {
     pub fn row(&self, i: usize) -> Result<Vec<(String, Cell)>> {
         if i >= self.len() {
             return Err(match self.len() {
-                0 => crate::invalid!("row {i} is out of range: the table has no rows"),
-                n => crate::invalid!(
+                0 => crate::error::Error::Invalid(format!(
+                    "row {i} is out of range: the table has no rows"
+                )),
+                n => crate::error::Error::Invalid(format!(
                     "row {i} is out of range: the table has {n} rows (0..{})",
                     n - 1
-                ),
+                )),
             });
         }
         self.0
@@ -356,9 +378,9 @@ impl Table {
         } else if dtype == &DataType::String {
             "strings"
         } else {
-            return Err(crate::invalid!(
+            return Err(crate::error::Error::Invalid(format!(
                 "filter: column {name:?} holds {dtype} values; filter compares numbers, strings and bools"
-            ));
+            )));
         };
         let fits = match &value {
             Cell::Null => matches!(op, Op::Eq | Op::Ne),
@@ -382,7 +404,9 @@ impl Table {
                     value.kind()
                 ),
             };
-            return Err(crate::invalid!("filter {name:?} {op} {value}: {what}"));
+            return Err(crate::error::Error::Invalid(format!(
+                "filter {name:?} {op} {value}: {what}"
+            )));
         }
         let cells = self.column(name)?;
         let mask: Vec<bool> = cells.iter().map(|c| op.holds(c, &value)).collect();
@@ -393,11 +417,11 @@ impl Table {
     /// evaluated on each row).
     pub fn filter_mask(&self, mask: &[bool]) -> Result<Table> {
         if mask.len() != self.len() {
-            return Err(crate::invalid!(
+            return Err(crate::error::Error::Invalid(format!(
                 "filter: {} true/false values for a table of {} rows",
                 mask.len(),
                 self.len()
-            ));
+            )));
         }
         let mask = BooleanChunked::from_slice("mask".into(), mask);
         Ok(Table(self.0.filter(&mask)?))
@@ -408,7 +432,9 @@ impl Table {
         for (i, n) in names.iter().enumerate() {
             self.get(n)?;
             if names[..i].contains(n) {
-                return Err(crate::invalid!("select: column {n:?} is named twice"));
+                return Err(crate::error::Error::Invalid(format!(
+                    "select: column {n:?} is named twice"
+                )));
             }
         }
         Ok(Table(self.0.select(names.iter().copied())?))
@@ -476,7 +502,12 @@ impl Table {
         for row in &shown {
             s += "<tr>";
             for (_, c) in row {
-                s += &format!("<td>{}</td>", escape(&c.to_string()));
+                // Floats as polars prints them (0.32672, not 0.3267195767195767).
+                let text = match c {
+                    Cell::Float(x) => AnyValue::Float64(*x).to_string(),
+                    other => other.to_string(),
+                };
+                s += &format!("<td>{}</td>", escape(&text));
             }
             s += "</tr>\n";
         }
@@ -500,10 +531,10 @@ impl Table {
             let hint = closest(name, &valid)
                 .map(|s| format!("; did you mean {s:?}?"))
                 .unwrap_or_else(|| ";".into());
-            crate::invalid!(
+            crate::error::Error::Invalid(format!(
                 "no column {name:?} in the table{hint} columns: {}",
                 valid.join(", ")
-            )
+            ))
         })
     }
 
@@ -627,9 +658,9 @@ impl Grouped {
                         _ => None,
                     });
                     v.push(fold_ints(values, agg).ok_or_else(|| {
-                        crate::invalid!(
+                        crate::error::Error::Invalid(format!(
                             "group_by: the sum of column {name:?} does not fit in an int"
-                        )
+                        ))
                     })?);
                 }
                 cols.push(Column::new(name.into(), v));
@@ -1001,6 +1032,22 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("junk.parquet"));
+    }
+
+    #[test]
+    fn html_shows_floats_as_polars_prints_them() {
+        struct R(f64);
+        impl Row for R {
+            fn cells(&self) -> Vec<(&'static str, Cell)> {
+                vec![("x", self.0.into())]
+            }
+        }
+        let t = Table::from_rows(&[R(0.3267195767195767), R(2.0), R(1e-9)]).unwrap();
+        let html = t.to_html(10).unwrap();
+        assert!(html.contains("<td>0.32672</td>"), "{html}");
+        assert!(html.contains("<td>2.0</td>"), "{html}");
+        assert!(html.contains("<td>1.0000e-9</td>"), "{html}");
+        assert!(t.to_string().contains("0.32672"), "{t}");
     }
 
     #[test]

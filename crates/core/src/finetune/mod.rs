@@ -9,6 +9,7 @@ use crate::data::transform::Augment;
 use crate::data::Dataset;
 use crate::error::{Context, Error, Result};
 use crate::eval::metrics;
+use crate::eval::table::{Cell, Row};
 use crate::nets::{weights, Network};
 use crate::rng::Rng;
 use std::path::{Path, PathBuf};
@@ -64,6 +65,19 @@ pub struct Epoch {
     pub val_loss: f64,
     pub val_score: f64,
     pub images_per_second: f64,
+}
+
+impl Row for Epoch {
+    fn cells(&self) -> Vec<(&'static str, Cell)> {
+        vec![
+            ("epoch", (self.epoch as i64).into()),
+            ("phase", self.phase.clone().into()),
+            ("train_loss", self.train_loss.into()),
+            ("val_loss", self.val_loss.into()),
+            ("val_score", self.val_score.into()),
+            ("images_per_second", self.images_per_second.into()),
+        ]
+    }
 }
 
 /// A fine-tuned network and the curve it was trained along.
@@ -247,6 +261,24 @@ pub fn predict_scores(net: &Network, ds: &Dataset, batch: usize) -> Result<Vec<f
         out.extend(Vec::<f64>::try_from(p.flatten(0, -1))?);
     }
     Ok(out)
+}
+
+/// The predicted class of every image of `ds` (the network's own head), in order.
+pub fn predict(net: &Network, ds: &Dataset) -> Result<Vec<usize>> {
+    let s = predict_scores(net, ds, 32)?;
+    Ok(crate::learn::argmax_rows(&s, net.classes.len()))
+}
+
+/// A fine-tuned network evaluated on `ds`, whose classes must be the network's.
+pub fn evaluate(net: &Network, ds: &Dataset) -> Result<crate::eval::Evaluation> {
+    if net.classes != ds.classes {
+        return Err(Error::Invalid(format!(
+            "the network predicts {:?}, the data has classes {:?}",
+            net.classes, ds.classes
+        )));
+    }
+    let s = predict_scores(net, ds, 32)?;
+    crate::eval::evaluate_scores(&ds.labels(), &s, &ds.classes)
 }
 
 fn validate(net: &Network, ds: &Dataset, idx: &[usize], batch: usize) -> Result<(f64, f64)> {

@@ -71,6 +71,7 @@ crate::options! {
         /// Seed of the trees.
         seed: u64 = 0,
     }
+    check(o) { o.validate() }
 }
 
 /// The most trees a forest may have: far beyond any study, and well below a count whose list of
@@ -84,6 +85,12 @@ impl ExtraTrees {
             return Err(Error::Invalid(format!(
                 "n_trees = {} is more than {MAX_TREES} trees",
                 self.n_trees
+            )));
+        }
+        if self.n_trees == 0 || self.min_samples_split < 2 || self.min_samples_leaf == 0 {
+            return Err(Error::Invalid(format!(
+                "extra_trees needs n_trees ≥ 1, min_samples_split ≥ 2 and min_samples_leaf ≥ 1 (got {}, {}, {})",
+                self.n_trees, self.min_samples_split, self.min_samples_leaf
             )));
         }
         Ok(())

@@ -27,6 +27,15 @@ crate::options! {
         /// Stopping tolerance of the dual solver.
         tol: f64 = 1e-4,
     }
+    check(o) {
+        if !(o.C > 0.0) {
+            return Err(Error::Invalid(format!("linear_svm: C must be > 0, got {}", o.C)));
+        }
+        if !(o.tol > 0.0) {
+            return Err(Error::Invalid(format!("linear_svm: tol must be > 0, got {}", o.tol)));
+        }
+        Ok(())
+    }
 }
 
 /// A fitted one-vs-rest linear model: `scores = x · Wᵀ + b`.
@@ -209,12 +218,7 @@ impl Classifier for LinearSvm {
         true
     }
     fn fit(&self, x: &Matrix, y: &[usize], k: usize) -> Result<Box<dyn Fitted>> {
-        if !(self.C > 0.0) {
-            return Err(Error::Invalid(format!(
-                "linear_svm: C must be > 0, got {}",
-                self.C
-            )));
-        }
+        crate::options::Options::check(self)?;
         let rows = (0..x.n)
             .map(|i| {
                 x.row(i)

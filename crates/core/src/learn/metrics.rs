@@ -85,6 +85,30 @@ pub fn roc_auc(pos: &[bool], scores: &[f64]) -> Result<f64> {
     Ok((rank_sum - (n_pos * (n_pos + 1)) as f64 / 2.0) / (n_pos as f64 * n_neg as f64))
 }
 
+/// The ROC curve of `scores` for the positive labels `pos`: (false, true positive rate) points
+/// from (0, 0) to (1, 1), one per distinct score (ties move both rates at once). Errors as
+/// [`roc_auc`] does (a non-finite score, one class only).
+pub fn roc_curve(pos: &[bool], scores: &[f64]) -> Result<Vec<(f64, f64)>> {
+    roc_auc(pos, scores)?;
+    let np = pos.iter().filter(|p| **p).count() as f64;
+    let nn = pos.len() as f64 - np;
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut points = vec![(0.0, 0.0)];
+    for (i, o) in order.iter().enumerate() {
+        if pos[*o] {
+            tp += 1.0
+        } else {
+            fp += 1.0
+        }
+        if i + 1 == order.len() || scores[order[i + 1]] != scores[*o] {
+            points.push((fp / nn, tp / np));
+        }
+    }
+    Ok(points)
+}
+
 /// Macro average of one-vs-rest AUCs over `k` classes, from `n × k` scores.
 pub fn roc_auc_ovr(y: &[usize], scores: &[f64], k: usize) -> Result<f64> {
     let mut total = 0.0;
@@ -154,6 +178,21 @@ pub fn paper_score_or_accuracy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roc_curve_encloses_the_auc_and_refuses_nan() {
+        let pos = [true, false, true, true, false, false, true];
+        let scores = [0.9, 0.8, 0.8, 0.4, 0.3, 0.3, 0.1];
+        let c = roc_curve(&pos, &scores).unwrap();
+        assert_eq!(c.first(), Some(&(0.0, 0.0)));
+        assert_eq!(c.last(), Some(&(1.0, 1.0)));
+        let area: f64 = c
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+            .sum();
+        assert!((area - roc_auc(&pos, &scores).unwrap()).abs() < 1e-12);
+        assert!(roc_curve(&pos, &[0.1, f64::NAN, 0.2, 0.3, 0.4, 0.5, 0.6]).is_err());
+    }
 
     #[test]
     fn auc_with_ties() {

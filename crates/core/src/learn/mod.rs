@@ -66,17 +66,6 @@ impl Param {
             ))),
         }
     }
-
-    /// As a non-negative integer.
-    pub fn as_usize(&self, name: &str) -> Result<usize> {
-        match self {
-            Param::Int(v) if *v >= 0 => Ok(*v as usize),
-            Param::Float(v) if *v >= 0.0 && v.fract() == 0.0 => Ok(*v as usize),
-            _ => Err(Error::Invalid(format!(
-                "{name} must be a non-negative integer, got {self}"
-            ))),
-        }
-    }
 }
 
 /// Sets hyper-parameter `key` of a classifier whose parameters are an options struct.
@@ -231,6 +220,33 @@ pub fn fit(clf: &dyn Classifier, f: &FeatureSet) -> Result<Model> {
     })
 }
 
+/// One feature's importance with its provenance (a row of `importances(m)`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Importance {
+    pub network: String,
+    pub tap: String,
+    pub channel: usize,
+    pub importance: f64,
+}
+
+crate::choice! {
+    /// What [`Model::importance_share`] sums importance by.
+    pub enum ShareBy {
+        /// Each network's features together.
+        Network = "network",
+        /// Each tap's features together (`network/tap`).
+        Tap = "tap",
+    }
+}
+
+/// The importance of one network or tap (a row of `importance_share(m, by)`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Share {
+    pub by: ShareBy,
+    pub key: String,
+    pub importance: f64,
+}
+
 impl Model {
     fn input(&self, f: &FeatureSet) -> Result<Matrix> {
         if f.d != self.columns.len() {
@@ -263,58 +279,39 @@ impl Model {
     }
 
     /// Importances joined with provenance (network, tap, channel), largest first.
-    pub fn importances_frame(&self) -> Result<polars::prelude::DataFrame> {
-        use polars::prelude::{Column, DataFrame};
+    pub fn importance_rows(&self) -> Result<Vec<Importance>> {
         let imp = self.importances_or_error()?;
-        let mut order: Vec<usize> = (0..imp.len()).collect();
-        order.sort_by(|a, b| imp[*b].total_cmp(&imp[*a]));
-        let c = &self.columns;
-        Ok(DataFrame::new(
-            order.len(),
-            vec![
-                Column::new(
-                    "network".into(),
-                    order
-                        .iter()
-                        .map(|i| c[*i].network.clone())
-                        .collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "tap".into(),
-                    order.iter().map(|i| c[*i].tap.clone()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "channel".into(),
-                    order
-                        .iter()
-                        .map(|i| c[*i].channel as i64)
-                        .collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "importance".into(),
-                    order.iter().map(|i| imp[*i]).collect::<Vec<_>>(),
-                ),
-            ],
-        )?)
+        let mut rows: Vec<Importance> = self
+            .columns
+            .iter()
+            .zip(imp)
+            .map(|(c, importance)| Importance {
+                network: c.network.clone(),
+                tap: c.tap.clone(),
+                channel: c.channel,
+                importance,
+            })
+            .collect();
+        rows.sort_by(|a, b| b.importance.total_cmp(&a.importance));
+        Ok(rows)
     }
 
-    /// Importance summed by `"network"` or `"tap"`, in order of first appearance.
-    pub fn importance_share(&self, by: &str) -> Result<Vec<(String, f64)>> {
+    /// Importance summed by network or by tap, in order of first appearance.
+    pub fn importance_share(&self, by: ShareBy) -> Result<Vec<Share>> {
         let imp = self.importances_or_error()?;
-        let mut share: Vec<(String, f64)> = Vec::new();
+        let mut share: Vec<Share> = Vec::new();
         for (c, v) in self.columns.iter().zip(&imp) {
             let key = match by {
-                "network" => c.network.clone(),
-                "tap" => format!("{}/{}", c.network, c.tap),
-                _ => {
-                    return Err(Error::Invalid(format!(
-                        "by is \"network\" or \"tap\", got {by:?}"
-                    )))
-                }
+                ShareBy::Network => c.network.clone(),
+                ShareBy::Tap => format!("{}/{}", c.network, c.tap),
             };
-            match share.iter_mut().find(|(k, _)| *k == key) {
-                Some(e) => e.1 += v,
-                None => share.push((key, *v)),
+            match share.iter_mut().find(|s| s.key == key) {
+                Some(s) => s.importance += v,
+                None => share.push(Share {
+                    by,
+                    key,
+                    importance: *v,
+                }),
             }
         }
         Ok(share)

@@ -31,6 +31,14 @@ pub struct Rfe {
     pub tolerance: f64,
 }
 
+/// One point of an RFE curve: a subset size and its CV score (mean or pooled) with the std.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RfePoint {
+    pub n_features: usize,
+    pub mean: f64,
+    pub std: f64,
+}
+
 /// The outcome: the curve, k_min and the selected columns.
 #[derive(Clone, Debug)]
 pub struct RfeResult {
@@ -166,21 +174,16 @@ pub fn k_min(curve: &[(usize, f64, f64)], tolerance: f64) -> Option<usize> {
 }
 
 impl RfeResult {
-    /// The curve as a table: number of features, CV mean and std.
-    pub fn curve_frame(&self) -> Result<polars::prelude::DataFrame> {
-        use polars::prelude::{Column, DataFrame};
-        let c = &self.curve;
-        Ok(DataFrame::new(
-            c.len(),
-            vec![
-                Column::new(
-                    "n_features".into(),
-                    c.iter().map(|c| c.0 as i64).collect::<Vec<_>>(),
-                ),
-                Column::new("mean".into(), c.iter().map(|c| c.1).collect::<Vec<_>>()),
-                Column::new("std".into(), c.iter().map(|c| c.2).collect::<Vec<_>>()),
-            ],
-        )?)
+    /// The curve's points (a row of `sel.curve()` each).
+    pub fn curve_points(&self) -> Vec<RfePoint> {
+        self.curve
+            .iter()
+            .map(|&(n_features, mean, std)| RfePoint {
+                n_features,
+                mean,
+                std,
+            })
+            .collect()
     }
 
     /// Keeps the selected columns of `f`.

@@ -74,37 +74,13 @@ impl CvTable {
         })
     }
 
-    /// As a polars table: params, scoring, score (what ranks the rows), pooled, mean, std,
-    /// fold_0.. (NaN where a fold has no score).
-    pub fn frame(&self) -> Result<polars::prelude::DataFrame> {
-        use polars::prelude::*;
-        let n = self.params.len();
-        let text: Vec<String> = self
-            .params
+    /// A grid point's parameters as one line (`C=0.01, class_weight=balanced`).
+    pub fn params_text(&self, i: usize) -> String {
+        self.params[i]
             .iter()
-            .map(|p| {
-                p.iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .collect();
-        let per = |f: &dyn Fn(usize) -> f64| (0..n).map(f).collect::<Vec<_>>();
-        let mut cols = vec![
-            Column::new("params".into(), text),
-            Column::new("scoring".into(), vec![self.scoring.as_str(); n]),
-            Column::new("score".into(), per(&|i| self.score(i))),
-            Column::new("pooled".into(), self.pooled.clone()),
-            Column::new("mean".into(), per(&|i| self.mean(i))),
-            Column::new("std".into(), per(&|i| self.std(i))),
-        ];
-        for f in 0..self.folds.first().map_or(0, |r| r.len()) {
-            cols.push(Column::new(
-                format!("fold_{f}").into(),
-                per(&|i| self.folds[i][f]),
-            ));
-        }
-        Ok(DataFrame::new(n, cols)?)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -426,10 +402,13 @@ mod tests {
             "{}",
             t.note
         );
-        let df = t.frame().unwrap();
+        let table = crate::eval::rows::cv_scores(&t).unwrap();
         assert_eq!(
-            df.column("scoring").unwrap().str().unwrap().get(0),
-            Some("pooled")
+            table.row(0).unwrap()[1],
+            (
+                "scoring".to_string(),
+                crate::eval::table::Cell::Str("pooled".into())
+            )
         );
     }
 

@@ -74,10 +74,7 @@ pub fn how_to_get(spec: &NetSpec) -> String {
 
 /// The error of a network asked for with weights that are not here.
 pub fn missing_weights_message(spec: &NetSpec) -> String {
-    let indented: Vec<String> = how_to_get(spec)
-        .lines()
-        .map(|l| format!("  {l}"))
-        .collect();
+    let indented: Vec<String> = how_to_get(spec).lines().map(|l| format!("  {l}")).collect();
     format!(
         "no {} weights for {} in {} (nothing is downloaded silently). Get them with:\n{}\nor use weights: \"random\"",
         if spec.vit.is_some() { "published" } else { "ImageNet" },
@@ -95,7 +92,7 @@ pub fn fetch_instructions(name: &str) -> String {
     }
 }
 
-/// A table of every network: input size, normalisation, and the local weights or where to get them.
+/// A table of every network: input size, normalization, and the local weights or where to get them.
 pub fn weights_list() -> String {
     let mut s = format!(
         "weights folder: {}\n{:<20} {:>5} {:<10} {}\n",
@@ -105,7 +102,7 @@ pub fn weights_list() -> String {
         "normalise",
         "weights"
     );
-    for spec in registry::NETWORKS {
+    for spec in registry::networks() {
         let local = find_weights(spec).map_or_else(
             || format!("missing ({})", routes(spec)[0].short),
             |p| p.display().to_string(),
@@ -114,7 +111,7 @@ pub fn weights_list() -> String {
             "{:<20} {:>5} {:<10} {local}\n",
             spec.name,
             spec.input_size,
-            format!("{:?}", spec.normalisation)
+            format!("{:?}", spec.normalization)
         );
     }
     s.trim_end().to_string()
@@ -152,7 +149,7 @@ pub fn import_weights(file: &Path, name: &str) -> Result<PathBuf> {
 pub fn verify_weights() -> Result<String> {
     let mut lines = Vec::new();
     let mut failed = 0;
-    for spec in registry::NETWORKS {
+    for spec in registry::networks() {
         if let Some(p) = find_weights(spec) {
             let r = Network::build(spec, NetOptions::default(), 1000, imagenet::class_names());
             lines.push(match r {

@@ -1,11 +1,11 @@
 //! DenseNet 121/169/201 with torchvision's parameter names (`features.denseblock1.denselayer1.norm1`).
 
 /// Version of this family's computation, in every feature cache key: bump it with any change
-/// that alters the numbers (`tests/code_version.rs` fails until you do).
+/// that alters the numbers (`tests/compute/code_version.rs` fails until you do).
 pub const VERSION: u32 = 1;
 
-use super::layers::batch_norm;
 use super::body::{Body, Stage};
+use super::layers::batch_norm;
 use tch::{nn, Tensor};
 
 /// Layers per dense block for a depth.

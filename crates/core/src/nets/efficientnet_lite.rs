@@ -2,11 +2,11 @@
 //! (`_conv_stem`, `_blocks.N._depthwise_conv`, …), whose real ImageNet weights load unchanged.
 
 /// Version of this family's computation, in every feature cache key: bump it with any change
-/// that alters the numbers (`tests/code_version.rs` fails until you do).
+/// that alters the numbers (`tests/compute/code_version.rs` fails until you do).
 pub const VERSION: u32 = 1;
 
-use super::layers::{pad_same, ConvBn, ConvOpts};
 use super::body::{Body, Stage};
+use super::layers::{pad_same, ConvBn, ConvOpts};
 use tch::{nn, Tensor};
 
 /// `(width, depth)` multipliers of lite0..lite4.

@@ -2,11 +2,11 @@
 //! `repeat.N`, `repeat_1.N`, `repeat_2.N`, `block8`, `conv2d_7b`, `classif`). Input 299×299.
 
 /// Version of this family's computation, in every feature cache key: bump it with any change
-/// that alters the numbers (`tests/code_version.rs` fails until you do).
+/// that alters the numbers (`tests/compute/code_version.rs` fails until you do).
 pub const VERSION: u32 = 1;
 
-use super::layers::{chain, BasicConv};
 use super::body::{Body, Stage};
+use super::layers::{chain, BasicConv};
 use tch::{nn, Tensor};
 
 fn bc(p: nn::Path, cin: i64, cout: i64, k: (i64, i64), stride: i64, pad: (i64, i64)) -> BasicConv {

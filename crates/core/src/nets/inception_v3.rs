@@ -2,11 +2,11 @@
 //! timm's `inception_v3.tv_in1k` uses the same). Input 299×299.
 
 /// Version of this family's computation, in every feature cache key: bump it with any change
-/// that alters the numbers (`tests/code_version.rs` fails until you do).
+/// that alters the numbers (`tests/compute/code_version.rs` fails until you do).
 pub const VERSION: u32 = 1;
 
-use super::layers::{chain, BasicConv};
 use super::body::{Body, Stage};
+use super::layers::{chain, BasicConv};
 use tch::{nn, Tensor};
 
 fn bc(

@@ -2,11 +2,11 @@
 //! `conv_stem`, `bn1`, `blocks.S.B.conv_dw/bn1/conv_pw/bn2`, `classifier`).
 
 /// Version of this family's computation, in every feature cache key: bump it with any change
-/// that alters the numbers (`tests/code_version.rs` fails until you do).
+/// that alters the numbers (`tests/compute/code_version.rs` fails until you do).
 pub const VERSION: u32 = 1;
 
-use super::layers::{conv_bn, ConvOpts};
 use super::body::{Body, Stage};
+use super::layers::{conv_bn, ConvOpts};
 
 // Per stage: (output channels, stride of its first block, blocks).
 const STAGES: [(i64, i64, usize); 5] = [

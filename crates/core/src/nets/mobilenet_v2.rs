@@ -1,11 +1,11 @@
 //! MobileNetV2 (width 1.0) with torchvision's parameter names (`features.N.conv.M`).
 
 /// Version of this family's computation, in every feature cache key: bump it with any change
-/// that alters the numbers (`tests/code_version.rs` fails until you do).
+/// that alters the numbers (`tests/compute/code_version.rs` fails until you do).
 pub const VERSION: u32 = 1;
 
-use super::layers::{conv_bn, ConvBn, ConvOpts};
 use super::body::{Body, Stage};
+use super::layers::{conv_bn, ConvBn, ConvOpts};
 use tch::{nn, Tensor};
 
 // (expand t, channels c, repeats n, stride s)

@@ -11,9 +11,9 @@ pub mod imagenet;
 pub mod inception_resnet_v2;
 pub mod inception_v3;
 pub mod layers;
-pub mod options;
 pub mod mobilenet_v1;
 pub mod mobilenet_v2;
+pub mod options;
 pub mod precision;
 pub mod registry;
 pub mod resnet;
@@ -314,7 +314,7 @@ impl Network {
     /// Classifier outputs with the backbone (stages, batch norm) and the head (dropout) in
     /// their own modes: a frozen backbone can keep its batch-norm statistics while the head trains.
     pub fn logits_split(&self, x: &Tensor, backbone_train: bool, head_train: bool) -> Tensor {
-        // Training stays NCHW: its one-step parity with PyTorch (tests/finetune.rs) holds to the
+        // Training stays NCHW: its one-step parity with PyTorch (tests/compute/finetune.rs) holds to the
         // rounding of the same kernels, which channels-last would change.
         let mut y = x.shallow_clone();
         for s in &self.body.stages {
@@ -368,7 +368,4 @@ impl Network {
     pub fn device(&self) -> Device {
         self.vs.device()
     }
-
-
 }
-

@@ -1,11 +1,11 @@
 //! ResNet 18/34/50/101/152 with torchvision's parameter names (`conv1`, `layer1.0.conv1`, …).
 
 /// Version of this family's computation, in every feature cache key: bump it with any change
-/// that alters the numbers (`tests/code_version.rs` fails until you do).
+/// that alters the numbers (`tests/compute/code_version.rs` fails until you do).
 pub const VERSION: u32 = 1;
 
-use super::layers::{conv_bn, ConvBn, ConvOpts};
 use super::body::{Body, Stage};
+use super::layers::{conv_bn, ConvBn, ConvOpts};
 use tch::{nn, Tensor};
 
 /// Blocks per stage and whether the block is a bottleneck, for a depth.

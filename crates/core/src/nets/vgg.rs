@@ -1,7 +1,7 @@
 //! VGG16/19 with torchvision's parameter names (`features.N`, `classifier.0/3/6`).
 
 /// Version of this family's computation, in every feature cache key: bump it with any change
-/// that alters the numbers (`tests/code_version.rs` fails until you do).
+/// that alters the numbers (`tests/compute/code_version.rs` fails until you do).
 pub const VERSION: u32 = 1;
 
 use super::body::{Body, Stage};

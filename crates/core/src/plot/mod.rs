@@ -61,7 +61,7 @@ pub fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     image::codecs::png::PngEncoder::new(&mut out)
         .write_image(rgb, width, height, image::ExtendedColorType::Rgb8)
-        .map_err(|e| crate::invalid!("plot: PNG encoding failed: {e}"))?;
+        .map_err(|e| crate::error::Error::Invalid(format!("plot: PNG encoding failed: {e}")))?;
     Ok(out)
 }
 
@@ -89,7 +89,7 @@ macro_rules! render {
         let (w, h): (u32, u32) = $size;
         let fail = |e: &dyn std::fmt::Display| match path {
             Some(p) => Error::file(p, format!("plot: {e}")),
-            None => crate::invalid!("plot: {e}"),
+            None => crate::error::Error::Invalid(format!("plot: {e}")),
         };
         let mut rgb = vec![255u8; (w * h * 3) as usize];
         {
@@ -337,27 +337,10 @@ pub fn roc(e: &Evaluation, path: Option<&Path>) -> Result<Figure> {
             .map(|r| if k == 2 { r[1] - r[0] } else { r[c] })
             .collect();
         let pos: Vec<bool> = e.y.iter().map(|y| *y == c).collect();
-        let (np, nn) = (
-            pos.iter().filter(|p| **p).count() as f64,
-            pos.iter().filter(|p| !**p).count() as f64,
-        );
-        if np == 0.0 || nn == 0.0 {
-            continue;
+        if pos.iter().all(|p| *p) || !pos.contains(&true) {
+            continue; // a class absent from (or alone in) the test part has no curve
         }
-        let mut order: Vec<usize> = (0..s.len()).collect();
-        order.sort_by(|a, b| s[*b].partial_cmp(&s[*a]).unwrap());
-        let (mut tp, mut fp) = (0.0, 0.0);
-        let mut pts = vec![(0.0, 0.0)];
-        for (i, o) in order.iter().enumerate() {
-            if pos[*o] {
-                tp += 1.0
-            } else {
-                fp += 1.0
-            }
-            if i + 1 == order.len() || s[order[i + 1]] != s[*o] {
-                pts.push((fp / nn, tp / np));
-            }
-        }
+        let pts = crate::learn::metrics::roc_curve(&pos, &s)?;
         series.push((e.classes[c].clone(), pts));
     }
     render!(path, (700, 600), |root| {
@@ -494,7 +477,7 @@ pub fn image_grid(ds: &crate::data::Dataset, n: usize, path: Option<&Path>) -> R
     let pre = crate::input::Preprocess {
         size: tile,
         interpolation: crate::input::Interpolation::Bilinear,
-        normalisation: crate::input::Normalisation::Inception,
+        normalization: crate::input::Normalization::Inception,
     };
     let images: Vec<Vec<u8>> = picks
         .iter()
@@ -537,6 +520,62 @@ pub struct SlideTile {
     pub w: f64,
     pub h: f64,
     pub score: Option<f64>,
+}
+
+crate::options! {
+    /// The plain options of `plot_slide(s, #{ ... }, path)` (its objects are [`SlideLayers`]).
+    pub struct SlidePlotOptions for "plot_slide" {
+        /// Longest side of the thumbnail drawn, in pixels (16 to 8192).
+        max_side: u32 = 1024,
+    }
+    check(o) {
+        if !(16..=8192).contains(&o.max_side) {
+            return Err(Error::Invalid(format!(
+                "plot_slide: max_side is 16 to 8192, got {}",
+                o.max_side
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// What a slide plot draws over the thumbnail: a tissue outline and the tiles of a tile dataset
+/// that lie on the slide, each coloured by its score (by tile name) when it has one.
+#[derive(Default)]
+pub struct SlideLayers<'a> {
+    pub mask: Option<&'a crate::slide::tissue::Mask>,
+    pub tiles: Option<&'a crate::data::Dataset>,
+    pub scores: Option<&'a std::collections::HashMap<String, f64>>,
+}
+
+/// The slide map of `slide` ([`slide_map`]): its thumbnail at `o.max_side`, with `layers`.
+pub fn slide_plot(
+    slide: &crate::slide::Slide,
+    o: &SlidePlotOptions,
+    layers: &SlideLayers,
+    path: Option<&Path>,
+) -> Result<Figure> {
+    crate::options::Options::check(o)?;
+    let thumb = slide.thumbnail(o.max_side)?;
+    let (w0, h0) = slide.dimensions();
+    let scale = (
+        w0 as f64 / thumb.width as f64,
+        h0 as f64 / thumb.height as f64,
+    );
+    let mut cells = Vec::new();
+    let items = layers.tiles.map_or(&[][..], |d| &d.items[..]);
+    for it in items.iter().filter(|it| it.path == slide.path) {
+        let Some(t) = &it.tile else { continue };
+        let (w, h) = t.tile.extent(slide);
+        cells.push(SlideTile {
+            x: t.tile.x as f64,
+            y: t.tile.y as f64,
+            w,
+            h,
+            score: layers.scores.and_then(|sc| sc.get(&it.name())).copied(),
+        });
+    }
+    slide_map(&thumb, scale, layers.mask, &cells, path)
 }
 
 /// A slide map as PNG: the thumbnail (`scale` = level-0 pixels per thumbnail pixel), the tissue
@@ -670,7 +709,7 @@ pub fn logo(size: u32) -> Result<Vec<u8>> {
             root.present()?;
             Ok(())
         })();
-        r.map_err(|e| crate::invalid!("logo: {e}"))?;
+        r.map_err(|e| crate::error::Error::Invalid(format!("logo: {e}")))?;
     }
     encode_png(&rgb, size, size)
 }

@@ -69,6 +69,21 @@ crate::options! {
         /// Pixels (at the output resolution) shared by neighbouring tiles.
         overlap: u32 = 0,
     }
+    check(o) {
+        if o.size == 0 || o.overlap >= o.size {
+            return Err(Error::Invalid(format!(
+                "tiles: need size > 0 and overlap < size (size {}, overlap {})",
+                o.size, o.overlap
+            )));
+        }
+        if let Some(mpp) = o.mpp.filter(|m| !(m.is_finite() && *m > 0.0)) {
+            return Err(Error::Invalid(format!("tiles: mpp {mpp} must be > 0")));
+        }
+        if let Some(mag) = o.magnification.filter(|m| !(m.is_finite() && *m > 0.0)) {
+            return Err(Error::Invalid(format!("tiles: magnification {mag} must be > 0")));
+        }
+        Ok(())
+    }
 }
 
 /// Level-0 pixels per output pixel that the options ask for on `slide`.
@@ -91,11 +106,17 @@ pub fn downsample_for(slide: &Slide, o: &GridOptions) -> Result<f64> {
     let mpp = match (o.mpp, o.magnification) {
         (Some(m), _) => m,
         (None, Some(mag)) if mag > 0.0 => 10.0 / mag,
-        (None, Some(mag)) => return Err(crate::invalid!("tiles: magnification {mag} must be > 0")),
+        (None, Some(mag)) => {
+            return Err(crate::error::Error::Invalid(format!(
+                "tiles: magnification {mag} must be > 0"
+            )))
+        }
         (None, None) => 0.5,
     };
     if !(mpp.is_finite() && mpp > 0.0) {
-        return Err(crate::invalid!("tiles: mpp {mpp} must be > 0"));
+        return Err(crate::error::Error::Invalid(format!(
+            "tiles: mpp {mpp} must be > 0"
+        )));
     }
     let (sx, _) = slide.mpp().ok_or_else(|| {
         Error::file(
@@ -108,13 +129,7 @@ pub fn downsample_for(slide: &Slide, o: &GridOptions) -> Result<f64> {
 
 /// Every tile of the grid over the slide (row by row), with its tissue share when a mask is given.
 pub fn grid(slide: &Slide, o: &GridOptions, mask: Option<&Mask>) -> Result<Vec<(Tile, f64)>> {
-    if o.size == 0 || o.overlap >= o.size {
-        return Err(crate::invalid!(
-            "tiles: need size > 0 and overlap < size (size {}, overlap {})",
-            o.size,
-            o.overlap
-        ));
-    }
+    crate::options::Options::check(o)?;
     let ds = downsample_for(slide, o)?;
     let level = slide.level_for(ds);
     let d = slide.levels[level].downsample;

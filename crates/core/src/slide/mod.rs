@@ -301,20 +301,6 @@ impl Slide {
         }
     }
 
-    /// Where libopenslide was loaded from.
-    pub fn library_origin() -> Result<String> {
-        openslide::library()
-            .map(|l| l.origin.clone())
-            .map_err(Error::Invalid)
-    }
-
-    /// OpenSlide's version string.
-    pub fn library_version() -> Result<String> {
-        let lib = openslide::library().map_err(Error::Invalid)?;
-        // SAFETY: returns a static string.
-        Ok(openslide::text(unsafe { (lib.version)() }).unwrap_or_default())
-    }
-
     /// The slide's name: its file name without extension.
     pub fn name(&self) -> String {
         self.path

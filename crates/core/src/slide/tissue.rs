@@ -72,10 +72,10 @@ impl Mask {
 /// The tissue mask of a slide.
 pub fn detect(slide: &Slide, o: &TissueOptions) -> Result<Mask> {
     if !(o.downsample.is_finite() && o.downsample >= 1.0) {
-        return Err(crate::invalid!(
+        return Err(crate::error::Error::Invalid(format!(
             "tissue: downsample must be ≥ 1, got {}",
             o.downsample
-        ));
+        )));
     }
     let img = slide.downsampled(o.downsample)?;
     let (w0, h0) = slide.dimensions();

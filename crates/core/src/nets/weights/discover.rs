@@ -60,4 +60,3 @@ pub fn file_digest(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).at(path)?;
     Ok(format!("{:x}", Sha256::digest(&bytes)))
 }
-

@@ -44,65 +44,36 @@ fn looks_like_safetensors(b: &[u8]) -> bool {
     }
 }
 
-/// Parses safetensors bytes ourselves, so every length and offset is checked before use.
+/// Parses safetensors bytes with the `safetensors` crate, which checks the header, every offset
+/// and every tensor's byte length against its shape before any tensor is made. Tensors come in
+/// name order.
 pub fn read_safetensors(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
+    use safetensors::Dtype;
     let bad = |m: String| Error::Invalid(format!("safetensors: {m}"));
-    let n = u64::from_le_bytes(
-        bytes
-            .get(..8)
-            .ok_or_else(|| bad("truncated".into()))?
-            .try_into()
-            .unwrap(),
-    ) as usize;
-    let header = bytes
-        .get(8..8usize.saturating_add(n))
-        .ok_or_else(|| bad("header runs past the end".into()))?;
-    let data = &bytes[8 + n..];
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(header).map_err(|e| bad(format!("header: {e}")))?;
-    let mut out = Vec::new();
-    for (name, info) in header {
-        if name == "__metadata__" {
-            continue;
-        }
-        let dtype = info["dtype"].as_str().unwrap_or("");
-        let kind = match dtype {
-            "F32" => tch::Kind::Float,
-            "F64" => tch::Kind::Double,
-            "F16" => tch::Kind::Half,
-            "BF16" => tch::Kind::BFloat16,
-            "I64" => tch::Kind::Int64,
-            "I32" => tch::Kind::Int,
-            "I16" => tch::Kind::Int16,
-            "I8" => tch::Kind::Int8,
-            "U8" => tch::Kind::Uint8,
-            "BOOL" => tch::Kind::Bool,
+    let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(format!("{e:?}")))?;
+    let mut views = file.tensors();
+    views.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Vec::with_capacity(views.len());
+    for (name, view) in views {
+        let kind = match view.dtype() {
+            Dtype::F32 => tch::Kind::Float,
+            Dtype::F64 => tch::Kind::Double,
+            Dtype::F16 => tch::Kind::Half,
+            Dtype::BF16 => tch::Kind::BFloat16,
+            Dtype::I64 => tch::Kind::Int64,
+            Dtype::I32 => tch::Kind::Int,
+            Dtype::I16 => tch::Kind::Int16,
+            Dtype::I8 => tch::Kind::Int8,
+            Dtype::U8 => tch::Kind::Uint8,
+            Dtype::BOOL => tch::Kind::Bool,
             other => return Err(bad(format!("tensor {name}: unsupported dtype {other:?}"))),
         };
-        let shape: Vec<i64> = info["shape"]
-            .as_array()
-            .ok_or_else(|| bad(format!("tensor {name}: no shape")))?
+        let shape = view
+            .shape()
             .iter()
-            .map(|d| {
-                d.as_i64()
-                    .filter(|d| *d >= 0)
-                    .ok_or_else(|| bad(format!("tensor {name}: bad shape")))
-            })
-            .collect::<Result<_>>()?;
-        let offs = info["data_offsets"].as_array().filter(|o| o.len() == 2);
-        let offs = offs.ok_or_else(|| bad(format!("tensor {name}: no data_offsets")))?;
-        let (a, b) = (
-            offs[0].as_u64().unwrap_or(u64::MAX) as usize,
-            offs[1].as_u64().unwrap_or(0) as usize,
-        );
-        let numel = shape.iter().try_fold(1i64, |acc, d| acc.checked_mul(*d));
-        let want = numel.and_then(|n| (n as usize).checked_mul(kind.elt_size_in_bytes()));
-        if a > b || b > data.len() || want != Some(b - a) {
-            return Err(bad(format!(
-                "tensor {name}: data offsets {a}..{b} do not fit shape {shape:?}"
-            )));
-        }
-        out.push((name, Tensor::from_data_size(&data[a..b], &shape, kind)));
+            .map(|d| i64::try_from(*d).map_err(|_| bad(format!("tensor {name}: bad shape"))))
+            .collect::<Result<Vec<i64>>>()?;
+        out.push((name, Tensor::from_data_size(view.data(), &shape, kind)));
     }
     Ok(out)
 }
@@ -116,7 +87,7 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()
 }
 
 /// Renames keys from other exports to the parameter names patholab's networks use.
-pub fn normalise_keys(tensors: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+pub fn normalize_keys(tensors: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
     static DENSE: OnceLock<Regex> = OnceLock::new();
     let dense =
         DENSE.get_or_init(|| Regex::new(r"(denselayer\d+)\.(norm|relu|conv)\.([12])\.").unwrap());
@@ -159,7 +130,7 @@ pub fn load_into(
     path: &Path,
     network: &str,
 ) -> Result<()> {
-    let tensors = normalise_keys(tensors);
+    let tensors = normalize_keys(tensors);
     let vars = vs.variables();
     let mut missing = Vec::new();
     let mut mismatched = Vec::new();
@@ -235,7 +206,6 @@ pub fn with_head(
     tensors
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,7 +216,7 @@ mod tests {
             "features.denseblock1.denselayer1.norm.1.weight".to_string(),
             Tensor::zeros([2], tch::kind::FLOAT_CPU),
         )];
-        let n = normalise_keys(t);
+        let n = normalize_keys(t);
         assert_eq!(n[0].0, "features.denseblock1.denselayer1.norm1.weight");
     }
 
@@ -262,7 +232,7 @@ mod tests {
                 Tensor::zeros([2], tch::kind::FLOAT_CPU),
             ),
         ];
-        let n = normalise_keys(t);
+        let n = normalize_keys(t);
         assert_eq!(n[0].0, "fc.weight");
     }
 
