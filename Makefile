@@ -2,6 +2,10 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export LIBTORCH_USE_PYTORCH := 1
+# CI builds once from clean: incremental compilation only adds its bookkeeping there.
+ifdef CI
+export CARGO_INCREMENTAL := 0
+endif
 CARGO ?= cargo
 # Cargo's output folder: ./target unless CARGO_TARGET_DIR puts it elsewhere (as CI may).
 TARGET := $(or $(CARGO_TARGET_DIR),target)

@@ -135,3 +135,58 @@ fn a_value_of_the_wrong_type_names_the_key_and_the_type() {
         assert!(text.contains(error), "{line}: {text}");
     }
 }
+
+#[test]
+fn a_value_out_of_range_is_refused_when_the_map_is_read() {
+    // Each line only reads its options (no fit, no extraction): the range error comes from
+    // reading the map, with the line of the script that wrote it.
+    let dir = tempfile::tempdir().unwrap();
+    for (line, error) in [
+        (
+            "let c = linear_svm(#{ C: 0.0 })",
+            "linear_svm: C must be > 0, got 0",
+        ),
+        (
+            "let c = perceptron(#{ lr: -1.0 })",
+            "perceptron needs lr > 0",
+        ),
+        (
+            "let c = extra_trees(#{ min_samples_split: 1 })",
+            "min_samples_split ≥ 2",
+        ),
+        ("let c = et_fl(#{ C: 0.0 })", "et_fl needs C > 0"),
+        (
+            "let s = rfe(extra_trees(), #{ step: -0.5 })",
+            "rfe needs step > 0",
+        ),
+        (
+            r#"let s = stain_normalizer("macenko", #{ io: 0.0 })"#,
+            "need io > 0",
+        ),
+        (
+            r#"let t = tiles(slide("demo"), #{ size: 64, overlap: 64 })"#,
+            "overlap < size",
+        ),
+        (
+            r#"let t = tiles(slide("demo"), #{ min_tissue: 2.0 })"#,
+            "min_tissue must be within 0..1",
+        ),
+        (
+            r#"let s = dataset("demo").split(#{ train: -1.0 })"#,
+            "split fractions must be ≥ 0",
+        ),
+        (
+            r#"plot_slide(slide("demo"), #{ max_side: 8 }, "s.png")"#,
+            "max_side is 16 to 8192, got 8",
+        ),
+    ] {
+        let out = common::run_script(dir.path(), &format!("{line};\n"), &[]);
+        let text = common::text(&out);
+        assert_eq!(out.status.code(), Some(1), "{line}: {text}");
+        assert!(text.contains(error), "{line}: {text}");
+        assert!(
+            text.contains("line 1"),
+            "{line}: the error names the script line: {text}"
+        );
+    }
+}

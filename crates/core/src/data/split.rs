@@ -269,6 +269,16 @@ crate::options! {
         /// Accept a slide on two sides (only sensible with by: "image").
         allow_slide_leakage: bool = false,
     }
+    check(o) {
+        let sum = o.train + o.val + o.test;
+        if !(sum > 0.0 && sum.is_finite()) || o.train < 0.0 || o.val < 0.0 || o.test < 0.0 {
+            return Err(Error::Invalid(format!(
+                "split fractions must be ≥ 0 and not all zero (got {}, {}, {})",
+                o.train, o.val, o.test
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// A train / validation / test partition of a dataset's images (indices into the dataset).
@@ -310,13 +320,8 @@ impl Split {
             }
             checked = (0..3).filter(|p| part_of.contains(p)).collect();
         } else {
+            crate::options::Options::check(o)?;
             let sum = o.train + o.val + o.test;
-            if !(sum > 0.0) || o.train < 0.0 || o.val < 0.0 || o.test < 0.0 {
-                return Err(Error::Invalid(format!(
-                    "split fractions must be ≥ 0 and not all zero (got {}, {}, {})",
-                    o.train, o.val, o.test
-                )));
-            }
             let targets = [o.train / sum, o.val / sum, o.test / sum];
             if o.by == SplitBy::Image && !o.allow_slide_leakage {
                 return Err(Error::Invalid(

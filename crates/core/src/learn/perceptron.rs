@@ -21,6 +21,15 @@ crate::options! {
         /// "cpu", "cuda" or "cuda:N".
         device: String = "cpu".into(),
     }
+    check(o) {
+        if !(o.lr.is_finite() && o.lr > 0.0) || !(o.alpha.is_finite() && o.alpha >= 0.0) {
+            return Err(crate::error::Error::Invalid(format!(
+                "perceptron needs lr > 0 and alpha ≥ 0 (got {}, {})",
+                o.lr, o.alpha
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// The fitted softmax layer.
@@ -73,6 +82,7 @@ impl Classifier for Perceptron {
         true
     }
     fn fit(&self, x: &Matrix, y: &[usize], k: usize) -> Result<Box<dyn Fitted>> {
+        crate::options::Options::check(self)?;
         let device = crate::parse_device(&self.device)?;
         let (iterations, batch) = (self.iterations.max(1), self.batch.max(1));
         let vs = nn::VarStore::new(device);

@@ -19,6 +19,15 @@ crate::options! {
         /// k_min is the smallest subset whose CV score is within this of the best.
         tolerance: f64 = 0.005,
     }
+    check(o) {
+        if !(o.step.is_finite() && o.step > 0.0) || !(o.tolerance.is_finite() && o.tolerance >= 0.0) {
+            return Err(Error::Invalid(format!(
+                "rfe needs step > 0 and tolerance ≥ 0 (got {}, {})",
+                o.step, o.tolerance
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// `rfe(clf, #{ step, cv, tolerance })`.
