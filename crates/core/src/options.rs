@@ -32,8 +32,9 @@ pub trait Options: serde::de::DeserializeOwned + serde::Serialize + Default + Cl
         read(object)
     }
 
-    /// The ranges of the values (`C > 0`, `k ≥ 2`, …), checked whenever a map is read and by
-    /// the code that uses the options; declared with `check(o) { … }` after the fields.
+    /// The ranges of the values (`C > 0`, `k ≥ 2`, …), checked whenever a map is read; the
+    /// learners' `fit`, `tiles`, `grid`, `Split::new` and `slide_plot` call it again for structs
+    /// built in code. Declared with `check(o) { … }` after the fields.
     fn check(&self) -> Result<()> {
         Ok(())
     }

@@ -26,16 +26,12 @@ pub fn to_json(v: &Dynamic, key: &str, owner: &str) -> RResult<Value> {
         return Err(format!("option `{key}` of {owner} must be a finite number, got {f}").into());
     }
     rhai::serde::from_dynamic::<Value>(v).map_err(|_| {
-        let inner = if v.is_array() || v.is_map() {
-            " holding an object"
-        } else {
-            ""
+        let what = match v.type_name() {
+            "array" => "an array holding an object".to_string(),
+            "map" => "a map holding an object".to_string(),
+            other => format!("a {other}"),
         };
-        format!(
-            "option `{key}` of {owner} cannot be a {}{inner}",
-            v.type_name()
-        )
-        .into()
+        format!("option `{key}` of {owner} cannot be {what}").into()
     })
 }
 
@@ -50,7 +46,29 @@ fn non_finite(v: &Dynamic) -> Option<f64> {
     v.read_lock::<Map>()?.values().find_map(non_finite)
 }
 
-/// Takes `key` out of an option map when it holds a `T` (an object option such as a `Cv`).
+/// Reads an option map in which the keys `objects` hold objects (a `Cv`, a `Dataset`, …) and
+/// every other key is an option of `T`. An unknown key is an error that suggests the closest of
+/// all of them; the object values come back as they are, for [`take_object`].
+pub fn options_with_objects<T: Options>(m: &Map, objects: &[&str]) -> RResult<(T, Map)> {
+    let fields = T::fields();
+    let mut names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+    names.extend_from_slice(objects);
+    if let Some(k) = m.keys().find(|k| !names.contains(&k.as_str())) {
+        return Err(to_rhai(patholab_core::options::unknown_key(
+            k,
+            T::OWNER,
+            &names,
+        )));
+    }
+    let (objects, plain): (Map, Map) = m
+        .clone()
+        .into_iter()
+        .partition(|(k, _)| objects.contains(&k.as_str()));
+    Ok((options(&plain)?, objects))
+}
+
+/// Takes `key` out of an option map when it holds a `T` (an object option such as a `Cv`); `()`
+/// counts as absent.
 pub fn take_object<T: Clone + 'static>(
     m: &mut Map,
     key: &str,
@@ -59,6 +77,7 @@ pub fn take_object<T: Clone + 'static>(
 ) -> RResult<Option<T>> {
     match m.remove(key) {
         None => Ok(None),
+        Some(v) if v.is_unit() => Ok(None),
         Some(v) => match v.clone().try_cast::<T>() {
             Some(t) => Ok(Some(t)),
             None => Err(format!(

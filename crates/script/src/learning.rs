@@ -1,7 +1,7 @@
 //! Script bindings of the `learn` room: classifiers with typed hyper-parameters, fitting, tuning by
 //! slide-wise CV, cross-validation, RFE.
 
-use super::convert::{grid, ints, options, params_map, take_object};
+use super::convert::{grid, ints, options, options_with_objects, params_map, take_object};
 use super::registry::Api;
 use super::{to_rhai, RResult};
 use patholab_core::data::split::Cv;
@@ -199,9 +199,8 @@ pub fn register(api: &mut Api) {
         "Recursive feature elimination ranked by the classifier's importances, scored by slide-wise CV.",
         "let sel = rfe(extra_trees(#{ n_trees: 20 }), #{ step: 0.25, cv: slide_kfold(3) }).fit(train);",
         |c: ClassifierRef, m: Map| -> RResult<Rfe> {
-            let mut m = m;
-            let cv = take_object::<Cv>(&mut m, "cv", "Cv", "rfe")?;
-            let o: RfeOptions = options(&m)?;
+            let (o, mut objects) = options_with_objects::<RfeOptions>(&m, &["cv"])?;
+            let cv = take_object::<Cv>(&mut objects, "cv", "Cv", "rfe")?;
             Ok(Rfe {
                 estimator: c,
                 step: o.step,

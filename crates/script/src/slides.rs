@@ -1,7 +1,7 @@
 //! Script bindings of the `slide` room and of tile datasets: slides, their properties, regions,
 //! thumbnails and tissue masks; tiles as datasets; slide-level pooling, tile scores and slide maps.
 
-use super::convert::{options, strings, take_object};
+use super::convert::{options, options_with_objects, strings, take_object};
 use super::data::DatasetRef;
 use super::data::Image;
 use super::registry::Api;
@@ -55,16 +55,12 @@ fn tiles_at(p: &str, o: &TilesOptions) -> RResult<DatasetRef> {
 /// `plot_slide`'s map: the objects (`mask`: a TissueMask or true to detect one, `tiles`, `scores`)
 /// and [`SlidePlotOptions`].
 fn plot_slide(s: &SlideRef, m: &Map, path: &str) -> RResult<patholab_core::plot::Figure> {
-    let mut m = m.clone();
-    let detected;
+    let (o, mut m) = options_with_objects::<SlidePlotOptions>(m, &["mask", "tiles", "scores"])?;
     let mask = match m.get("mask").map(|v| v.as_bool()) {
-        Some(Ok(true)) => {
-            m.remove("mask");
-            detected = detect(s, &TissueOptions::default()).map_err(to_rhai)?;
-            Some(Arc::new(detected))
-        }
-        Some(Ok(false)) => m.remove("mask").and(None),
-        _ if m.get("mask").is_some_and(|v| v.is_unit()) => m.remove("mask").and(None),
+        Some(Ok(true)) => Some(Arc::new(
+            detect(s, &TissueOptions::default()).map_err(to_rhai)?,
+        )),
+        Some(Ok(false)) => None,
         _ => take_object::<MaskRef>(&mut m, "mask", "TissueMask or true", "plot_slide")?,
     };
     let tiles = take_object::<DatasetRef>(&mut m, "tiles", "tile Dataset", "plot_slide")?;
@@ -74,7 +70,6 @@ fn plot_slide(s: &SlideRef, m: &Map, path: &str) -> RResult<patholab_core::plot:
                 .filter_map(|(k, v)| Some((k.to_string(), v.as_float().ok()?)))
                 .collect::<HashMap<String, f64>>()
         });
-    let o: SlidePlotOptions = options(&m)?;
     let layers = SlideLayers {
         mask: mask.as_deref(),
         tiles: tiles.as_deref(),

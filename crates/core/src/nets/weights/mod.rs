@@ -50,7 +50,7 @@ fn looks_like_safetensors(b: &[u8]) -> bool {
 pub fn read_safetensors(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
     use safetensors::Dtype;
     let bad = |m: String| Error::Invalid(format!("safetensors: {m}"));
-    let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(format!("{e:?}")))?;
+    let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(why(e)))?;
     let mut views = file.tensors();
     views.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::with_capacity(views.len());
@@ -76,6 +76,27 @@ pub fn read_safetensors(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
         out.push((name, Tensor::from_data_size(view.data(), &shape, kind)));
     }
     Ok(out)
+}
+
+/// What is wrong with a safetensors file, as a sentence.
+fn why(e: safetensors::SafeTensorError) -> String {
+    use safetensors::SafeTensorError::*;
+    match e {
+        HeaderTooSmall | InvalidHeaderLength => "the header length runs past the end".into(),
+        HeaderTooLarge => "the header is larger than 100 MB".into(),
+        InvalidHeader | InvalidHeaderStart => "the header is not a JSON object".into(),
+        InvalidHeaderDeserialization | JsonError(_) => {
+            "the header is not a table of tensors (or names a dtype this reader does not know)"
+                .into()
+        }
+        InvalidOffset(name) => format!("tensor {name}: its data offsets are not contiguous"),
+        TensorInvalidInfo | ValidationOverflow | InvalidTensorView(..) => {
+            "a tensor's byte length does not fit its shape and dtype".into()
+        }
+        MetadataIncompleteBuffer => "the data is not as long as the header says".into(),
+        TensorNotFound(name) => format!("no tensor {name}"),
+        IoError(e) => e.to_string(),
+    }
 }
 
 /// Writes named tensors as `.safetensors` (readable by PyTorch's `safetensors.torch.load_file`).
