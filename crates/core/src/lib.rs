@@ -24,11 +24,11 @@ pub mod slide;
 
 pub use error::{Error, Result};
 
-/// The source tree this build came from (the workspace root): where the demo data, the
-/// project-local `.venv` and the examples are found when run from a checkout.
 /// The libtorch this build linked against (`torch.__version__` of the wheel).
 pub const LIBTORCH_VERSION: &str = env!("PATHOLAB_LIBTORCH_VERSION");
 
+/// The source tree this build came from (the workspace root): where the demo data, the
+/// project-local `.venv` and the examples are found when run from a checkout.
 pub const SOURCE_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 /// patholab's cache root: `~/.cache/patholab` (or `$XDG_CACHE_HOME/patholab`).
@@ -40,6 +40,17 @@ pub fn home_cache() -> std::path::PathBuf {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
     home.join(".cache/patholab")
+}
+
+/// Writes `bytes` beside `path` and renames them into place, so a reader (or a run resumed after
+/// a kill) sees the old file or the whole new one, never a part.
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use error::Context;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).at(&tmp)?;
+    std::fs::rename(&tmp, path).at(path)
 }
 
 /// Parses `"cpu"`, `"cuda"` or `"cuda:N"`; a CUDA device must exist.

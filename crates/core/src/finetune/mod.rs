@@ -322,15 +322,14 @@ fn save_checkpoint(
     let path = checkpoint_path(dir, epoch);
     weights::write_safetensors(&path, &t)?;
     let meta = serde_json::json!({ "epoch": epoch, "model_tensors": n_model, "curve": curve, "best_epoch": best.0, "best_score": best.1, "classes": net.classes, "network": net.spec.name });
-    std::fs::write(
-        path.with_extension("json"),
-        serde_json::to_string_pretty(&meta).unwrap(),
-    )
-    .at(&path)?;
     if best.0 == epoch {
         net.save(&dir.join("best.safetensors"))?;
     }
-    Ok(())
+    // The epoch's JSON comes last, whole or not at all: its presence marks a complete epoch.
+    crate::write_atomically(
+        &path.with_extension("json"),
+        serde_json::to_string_pretty(&meta).unwrap().as_bytes(),
+    )
 }
 
 /// Fine-tunes a copy of `net` on `split.train` of `ds`, validating on `split.val`.
@@ -360,7 +359,7 @@ pub fn finetune(net: &Network, ds: &Dataset, split: &Split, o: &Options) -> Resu
         if let Some(dir) = &o.checkpoints {
             if let Some(last) = (1..=total)
                 .rev()
-                .find(|e| checkpoint_path(dir, *e).exists())
+                .find(|e| checkpoint_path(dir, *e).with_extension("json").exists())
             {
                 let path = checkpoint_path(dir, last);
                 let meta: serde_json::Value =

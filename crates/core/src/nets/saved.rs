@@ -22,11 +22,10 @@ impl Network {
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         weights::write_safetensors(path, &tensors)?;
         let meta = serde_json::json!({ "network": self.spec.name, "classes": self.classes });
-        std::fs::write(
-            path.with_extension("json"),
-            serde_json::to_string_pretty(&meta).unwrap(),
+        crate::write_atomically(
+            &path.with_extension("json"),
+            serde_json::to_string_pretty(&meta).unwrap().as_bytes(),
         )
-        .at(path)
     }
 
     /// Loads a network saved by [`Network::save`].
