@@ -15,6 +15,8 @@ mod features;
 mod finetune;
 mod learn_parity;
 mod merge;
+mod mil;
+mod mil_parity;
 mod nets_parity;
 mod options;
 mod pca;

@@ -22,6 +22,10 @@ pub const TOPICS: &[(&str, &str)] = &[
         "learning",
         "classifiers, tuning, feature selection, the ET-FL baseline",
     ),
+    (
+        "slide-level",
+        "bags of tile features per slide or patient, attention MIL, attention per tile",
+    ),
     ("evaluation", "metrics, results tables, ranks"),
     (
         "tables",

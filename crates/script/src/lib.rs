@@ -14,6 +14,7 @@ pub mod help;
 pub mod kernel;
 pub mod learning;
 pub mod limits;
+pub mod mil;
 pub mod networks;
 pub mod plots;
 pub mod registry;
@@ -90,6 +91,7 @@ pub fn register_with(engine: &mut Engine, settings: Settings) -> Vec<Doc> {
         ("features", features::register),
         ("learning", learning::register),
         ("learning", baseline::register),
+        ("slide-level", mil::register),
         ("evaluation", evaluation::register),
         ("tables", tables::register),
         ("plots", plots::register),

@@ -58,6 +58,25 @@ pub fn register(e: &mut Engine) {
         format!("{}({})", c.name(), p.join(", "))
     });
     show!(Model, |m: &mut Model| m.describe());
+    show!(
+        patholab_core::learn::mil::bags::Bags,
+        |b: &mut patholab_core::learn::mil::bags::Bags| b.describe()
+    );
+    show!(
+        patholab_core::learn::mil::MilLearner,
+        |l: &mut patholab_core::learn::mil::MilLearner| {
+            let p: Vec<String> = l
+                .params()
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect();
+            format!("{}({})", l.name(), p.join(", "))
+        }
+    );
+    show!(
+        patholab_core::learn::mil::MilModel,
+        |m: &mut patholab_core::learn::mil::MilModel| m.describe()
+    );
     show!(Evaluation, |v: &mut Evaluation| v.to_string());
     show!(Table, |t: &mut Table| t.to_string());
     show!(Grouped, |g: &mut Grouped| format!(

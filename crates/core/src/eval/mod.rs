@@ -75,6 +75,20 @@ pub fn evaluate_scores(y: &[usize], scores: &[f64], classes: &[String]) -> Resul
     })
 }
 
+/// Evaluates a fitted MIL model on bags (one prediction per bag).
+pub fn evaluate_mil(
+    m: &crate::learn::mil::MilModel,
+    b: &crate::learn::mil::bags::Bags,
+) -> Result<Evaluation> {
+    if b.classes != m.classes {
+        return Err(crate::error::Error::Invalid(format!(
+            "these bags have classes {:?}; the model was trained on {:?}",
+            b.classes, m.classes
+        )));
+    }
+    evaluate_scores(&b.labels(), &m.decision(b)?, &b.classes)
+}
+
 /// Evaluates a fitted model on a feature set.
 pub fn evaluate(m: &Model, f: &FeatureSet) -> Result<Evaluation> {
     evaluate_scores(&f.labels, &m.decision(f)?, &f.classes)

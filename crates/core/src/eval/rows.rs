@@ -4,6 +4,7 @@
 use super::table::{Cell, Row, Table};
 use crate::data::ImageRow;
 use crate::error::Result;
+use crate::learn::mil::{BagPrediction, Epoch as MilEpoch, TileAttention};
 use crate::learn::rfe::RfePoint;
 use crate::learn::tune::CvTable;
 use crate::learn::{Importance, Share};
@@ -82,4 +83,53 @@ pub fn cv_scores(s: &CvTable) -> Result<Table> {
         })
         .collect();
     Table::from_cells(rows)
+}
+
+/// The validation columns appear when the training had a validation part (then every epoch has
+/// them; an AUC that does not exist on it is NaN).
+impl Row for MilEpoch {
+    fn cells(&self) -> Vec<(&'static str, Cell)> {
+        let mut c = vec![
+            ("epoch", (self.epoch as i64).into()),
+            ("lr", self.lr.into()),
+            ("train_loss", self.train_loss.into()),
+        ];
+        if let Some(loss) = self.valid_loss {
+            c.push(("valid_loss", loss.into()));
+            c.push(("valid_auc", self.valid_auc.unwrap_or(f64::NAN).into()));
+        }
+        c
+    }
+}
+
+impl Row for TileAttention {
+    fn cells(&self) -> Vec<(&'static str, Cell)> {
+        let opt = |v: Option<i64>| v.map_or(Cell::Null, Cell::Int);
+        vec![
+            ("tile", self.tile.clone().into()),
+            ("x", opt(self.x)),
+            ("y", opt(self.y)),
+            ("head", (self.head as i64).into()),
+            ("attention", self.attention.into()),
+        ]
+    }
+}
+
+/// The probability column is the predicted class's.
+impl Row for BagPrediction {
+    fn cells(&self) -> Vec<(&'static str, Cell)> {
+        vec![
+            ("bag", self.bag.clone().into()),
+            ("label", self.label.clone().into()),
+            ("predicted", self.predicted.clone().into()),
+            (
+                "probability",
+                self.probability
+                    .iter()
+                    .cloned()
+                    .fold(f64::NAN, f64::max)
+                    .into(),
+            ),
+        ]
+    }
 }

@@ -5,6 +5,7 @@
 pub mod extra_trees;
 pub mod linear_svm;
 pub mod metrics;
+pub mod mil;
 pub mod perceptron;
 pub mod rfe;
 pub mod standardize;
