@@ -297,6 +297,13 @@ crate::options! {
         seed: u64 = 0,
     }
     check(o) {
+        if o.bag_size > 100_000 || o.train_bags > 1_000_000 || o.test_bags > 1_000_000 {
+            return Err(Error::Invalid(format!(
+                "witness_bags makes at most 1,000,000 bags per part of at most 100,000 images \
+                 (got {} and {} bags of {})",
+                o.train_bags, o.test_bags, o.bag_size
+            )));
+        }
         if o.bag_size < 2 || !(o.witness_rate > 0.0 && o.witness_rate <= 0.5)
             || !(o.test_share > 0.0 && o.test_share < 1.0) || o.train_bags < 2 || o.test_bags < 2
         {
@@ -309,6 +316,9 @@ crate::options! {
         Ok(())
     }
 }
+
+/// The most feature values `witness_bags` copies into its bags (8 GB of f32).
+pub const MAX_VALUES: u128 = 2_000_000_000;
 
 /// A witness task from real images: a bag is positive when it holds at least one image of the
 /// witness class (at most `witness_rate` of its images), negative when it holds none. Images are
@@ -334,6 +344,17 @@ pub fn witness_bags(f: &FeatureSet, o: &WitnessOptions) -> Result<(Bags, Bags)> 
         let side = usize::from(class == w);
         pools_test[side].extend_from_slice(&rows[..cut]);
         pools_train[side].extend_from_slice(&rows[cut..]);
+    }
+    let values = (o.train_bags + o.test_bags) as u128 * o.bag_size as u128 * f.d as u128;
+    if values > MAX_VALUES {
+        return Err(Error::Invalid(format!(
+            "witness_bags: {} bags × {} images × {} features is {values} values ({:.1} GB), more \
+             than {MAX_VALUES}",
+            o.train_bags + o.test_bags,
+            o.bag_size,
+            f.d,
+            values as f64 * 4e-9
+        )));
     }
     let most = ((o.bag_size as f64 * o.witness_rate).floor() as usize).max(1);
     let make = |pools: &[Vec<usize>; 2], n: usize, part: &str, rng: &mut Rng| -> Result<Bags> {

@@ -189,6 +189,13 @@ mil_options! {
                 o.hidden, o.attention_hidden, o.heads, o.dropout
             )));
         }
+        if o.hidden > MAX_WIDTH || o.attention_hidden > MAX_WIDTH || o.heads > MAX_HEADS {
+            return Err(Error::Invalid(format!(
+                "abmil: hidden and attention_hidden are at most {MAX_WIDTH} and heads at most \
+                 {MAX_HEADS} (got {}, {}, {})",
+                o.hidden, o.attention_hidden, o.heads
+            )));
+        }
         Ok(())
     }
 }
@@ -198,6 +205,13 @@ mil_options! {
     pub struct MeanMilOptions for "mean_mil" {}
     own(_o) { Ok(()) }
 }
+
+/// The widest embedding or attention branch `abmil` builds.
+pub const MAX_WIDTH: usize = 16_384;
+/// The most parameters a MIL network may have (4 GiB of f32, before AdamW's two moments).
+pub const MAX_PARAMETERS: u128 = 1 << 30;
+/// The most attention heads `abmil` builds.
+pub const MAX_HEADS: usize = 64;
 
 /// A MIL learner before fitting.
 #[derive(Clone, Debug, PartialEq)]
@@ -260,10 +274,25 @@ impl MilLearner {
         }
     }
 
+    /// An error when the network for `d` features and `k` classes would have more than
+    /// [`MAX_PARAMETERS`] parameters, before anything is allocated.
+    fn check_size(&self, d: usize, k: usize) -> Result<()> {
+        let params = self.shape().parameters(d, k);
+        if params > MAX_PARAMETERS {
+            return Err(Error::Invalid(format!(
+                "{}: {params} parameters for {d} features is more than {MAX_PARAMETERS}; use a \
+                 smaller hidden, attention_hidden or heads",
+                self.name()
+            )));
+        }
+        Ok(())
+    }
+
     /// The untrained network for `d` features and `k` classes: initialised from the seed, or
     /// read from `weights`.
     fn network(&self, d: usize, k: usize) -> Result<MilNet> {
         let t = self.training();
+        self.check_size(d, k)?;
         tch::manual_seed(t.seed as i64);
         let mut mil = MilNet::new(self.shape(), d, k, crate::parse_device(&t.device)?);
         if let Some(w) = &t.weights {
@@ -298,9 +327,10 @@ impl MilLearner {
     /// Trains on `bags`.
     pub fn fit(&self, bags: &Bags) -> Result<MilModel> {
         self.check()?;
+        let k = bags.classes.len();
+        self.check_size(bags.d, k)?;
         bags.validate()?;
         let t = self.training();
-        let k = bags.classes.len();
         let counts = super::metrics::class_counts(&bags.labels(), k);
         if let Some(c) = counts.iter().position(|n| *n == 0) {
             return Err(Error::Invalid(format!(

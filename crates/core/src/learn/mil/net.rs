@@ -25,6 +25,29 @@ pub enum Shape {
     Mean,
 }
 
+impl Shape {
+    /// Number of parameters for `d` features and `k` classes (computed without overflow).
+    pub fn parameters(&self, d: usize, k: usize) -> u128 {
+        let (d, k) = (d as u128, k as u128);
+        match self {
+            Shape::Mean => d * k + k,
+            Shape::Abmil {
+                hidden,
+                attention_hidden,
+                gated,
+                heads,
+                ..
+            } => {
+                let (h, a, n) = (*hidden as u128, *attention_hidden as u128, *heads as u128);
+                let branch = h * a + a;
+                let head = branch * if *gated { 2 } else { 1 } + a + 1;
+                let condense = if n > 1 { n * h * h + h } else { 0 };
+                d * h + h + n * head + condense + h * k + k
+            }
+        }
+    }
+}
+
 struct Head {
     a: nn::Linear,
     b: Option<nn::Linear>,
