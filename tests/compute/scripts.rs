@@ -413,3 +413,45 @@ fn foundation_models_example_on_random_weights_has_a_row_per_block() {
         .iter()
         .any(|row| row.network == "kaiko_vits16+efficientnet_lite0"));
 }
+
+/// The slide-level strategy: the paper script on the witness task (two taps, quick), and the
+/// stdlib strategy on a dataset's own split (BCCD: one bag per patient).
+#[test]
+fn the_slide_level_strategy_runs_on_witness_bags_and_on_a_split() {
+    let dir = tempfile::tempdir().unwrap();
+    run(
+        "scripts/paper/slide_level.rhai",
+        &[
+            "taps=[\"_blocks.10\", \"last\"]",
+            "bags=40",
+            "quick=true",
+            "out=\"runs/slide_level\"",
+        ],
+        dir.path(),
+    );
+    let r = Results::load(&dir.path().join("runs/slide_level/results.parquet")).unwrap();
+    assert_eq!(r.rows.len(), 4, "two taps × (abmil, mean_mil)");
+    for row in &r.rows {
+        assert!(
+            row.score.is_finite() && (0.0..=1.0).contains(&row.score),
+            "{row:?}"
+        );
+        assert_eq!(row.strategy, "slide level");
+        assert_eq!(row.metric, "roc_auc");
+    }
+    let script = dir.path().join("cohort.rhai");
+    std::fs::write(
+        &script,
+        r#"import "strategies" as s;
+let data = dataset("demo");
+let cfg = #{ cv: slide_kfold(3), mil: #{ epochs: 2, quiet: true }, mil_grid: #{ lr: [1e-3] } };
+let r = results();
+s::slide_level(r, "demo", data, data.split(#{ seed: 0 }), ["efficientnet_lite0"], ["last"], #{ by: "patient" }, cfg);
+r.save("runs/cohort/results.parquet");
+"#,
+    )
+    .unwrap();
+    run(script.to_str().unwrap(), &[], dir.path());
+    let r = Results::load(&dir.path().join("runs/cohort/results.parquet")).unwrap();
+    assert_eq!(r.rows.len(), 2, "abmil and mean_mil");
+}

@@ -1,8 +1,9 @@
 //! Script bindings of slide-level learning (`learn::mil`): bags from feature sets, the witness
 //! task, ABMIL and the mean-pooled floor, fitting, evaluation, attention, checkpoints.
 
+use super::convert::params_map;
 use super::convert::{grid, options};
-use super::learning::{cv_result, tuned};
+use super::learning::{cv_field, cv_result, tuned};
 use super::registry::Api;
 use super::{to_rhai, RResult};
 use patholab_core::data::split::Cv;
@@ -121,6 +122,45 @@ pub fn register(api: &mut Api) {
         "Cross-validation table of a tuned MIL model: params, mean, std, per fold.",
         r#"let wb = witness_bags(f, #{ witness: "Lymphocyte", bag_size: 10, train_bags: 12, test_bags: 4 }); tune(mean_mil(#{ epochs: 1, quiet: true }), wb.train, #{ lr: [1e-3] }, slide_kfold(3)).cv_scores()"#,
         |m: &mut MilModel| cv_scores(tuned(&m.cv)?).map_err(to_rhai),
+    );
+    let tuned_example = r#"let wb = witness_bags(f, #{ witness: "Lymphocyte", bag_size: 10, train_bags: 12, test_bags: 4 }); let tm = tune(mean_mil(#{ epochs: 1, quiet: true }), wb.train, #{ lr: [1e-3] }, slide_kfold(3));"#;
+    api.method(
+        "MilModel",
+        "m.cv_best() -> float",
+        "The best CV score of a tuned MIL model (pooled or mean over folds, see m.cv_scoring()).",
+        &format!("{tuned_example} tm.cv_best()"),
+        |m: &mut MilModel| -> RResult<f64> {
+            let t = tuned(&m.cv)?;
+            Ok(t.score(t.best()))
+        },
+    );
+    api.method(
+        "MilModel",
+        "m.cv_scoring() -> String",
+        "How the tuning CV scored its folds: \"per_fold\" or \"pooled\".",
+        &format!("{tuned_example} tm.cv_scoring()"),
+        |m: &mut MilModel| cv_field(&m.cv, false),
+    );
+    api.method(
+        "MilModel",
+        "m.cv_note() -> String",
+        "Why the tuning CV scored as it did (empty when per fold as usual).",
+        &format!("{tuned_example} tm.cv_note()"),
+        |m: &mut MilModel| cv_field(&m.cv, true),
+    );
+    api.method(
+        "MilModel",
+        "m.best_params() -> Map",
+        "The options that describe the model (after tuning, the best point's).",
+        &format!("{tuned_example} tm.best_params()"),
+        |m: &mut MilModel| params_map(m.learner.params()),
+    );
+    api.method(
+        "MilLearner",
+        "learner.name() -> String",
+        "The learner's name.",
+        r#"abmil().name() // => "abmil""#,
+        |l: &mut MilLearner| l.name().to_string(),
     );
     api.func(
         "evaluate(m: MilModel, bags: Bags) -> Evaluation",
