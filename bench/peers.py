@@ -1,6 +1,6 @@
 """The Python peers of patholab's benchmarks: PIL + torchvision DataLoader, torchvision models,
 scikit-learn. Each subcommand prints one JSON line, like `patholab bench`."""
-import json, sys, time
+import json, os, sys, time
 
 
 def loader(root, workers=2, batch=32, pin=False):
@@ -236,6 +236,55 @@ def tiles(path, mpp):
     return {"tiles": n, "seconds": time.perf_counter() - t0}
 
 
+def mil_data(path, init, n_bags, tiles, features):
+    """Bags for the `mil` part: `n_bags` bags of `tiles` random tiles (a positive bag holds a few
+    shifted ones), and the reference ABMIL's initial weights (tests/fixtures/make_mil.py)."""
+    import torch
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
+    from make_mil import ABMIL
+    from safetensors.torch import save_file
+    g = torch.Generator().manual_seed(0)
+    n_bags, tiles, features = int(n_bags), int(tiles), int(features)
+    y = torch.arange(n_bags) % 2
+    x = torch.randn(n_bags, tiles, features, generator=g)
+    for b in range(1, n_bags, 2):
+        x[b, :5] += 0.5
+    save_file({"x": x.reshape(-1, features).contiguous(), "sizes": torch.full((n_bags,), tiles), "y": y}, path)
+    torch.manual_seed(0)
+    m = ABMIL(features, 512, 384, True, 1, 0.0, 2)
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, init)
+    return {"bags": n_bags}
+
+
+def mil(path, init, epochs):
+    """The PyTorch reference loop: the same module, weights and bags; AdamW (lr 1e-4, weight decay
+    1e-2), cosine schedule stepped per epoch, one step per bag in the bags' order."""
+    import torch
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
+    from make_mil import ABMIL
+    from safetensors.torch import load_file
+    t = load_file(path)
+    d = t["x"].shape[1]
+    bags = list(torch.split(t["x"], t["sizes"].tolist()))
+    y = t["y"]
+    m = ABMIL(d, 512, 384, True, 1, 0.0, 2)
+    m.load_state_dict(load_file(init), strict=True)
+    epochs = int(epochs)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-4, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        total = 0.0
+        for i, b in enumerate(bags):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(m(b)[0].unsqueeze(0), y[i:i + 1])
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        sched.step()
+    return {"bags": len(bags), "seconds": time.perf_counter() - t0, "final_loss": total / len(bags)}
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    print(json.dumps({"tiles": tiles, "decode": decode, "extract": extract, "extract_vit": extract_vit, "extract_cuda": extract_cuda, "forward_cuda": forward_cuda, "forward_vit": forward_vit, "matmul": matmul, "learn": learn}[cmd](*args)))
+    print(json.dumps({"tiles": tiles, "decode": decode, "extract": extract, "extract_vit": extract_vit, "extract_cuda": extract_cuda, "forward_cuda": forward_cuda, "forward_vit": forward_vit, "matmul": matmul, "learn": learn, "mil_data": mil_data, "mil": mil}[cmd](*args)))

@@ -94,6 +94,57 @@ enum Bench {
     },
     /// ET-FL fit on every image of a folder at `n` subwindows per image.
     Etfl { dir: String, n: usize },
+    /// ABMIL training on bags saved by bench/peers.py (`x` all tiles, `sizes`, `y`), from the
+    /// reference module's initial weights, in the bags' order, for `epochs` epochs.
+    Mil {
+        bags: String,
+        init: String,
+        epochs: usize,
+    },
+}
+
+/// Bags from a file of `x` (every tile's features, bag after bag), `sizes` and `y`.
+fn read_bags(path: &str) -> Result<patholab_core::learn::mil::bags::Bags> {
+    use patholab_core::learn::mil::bags::{Bag, Bags};
+    let t = patholab_core::nets::weights::read(std::path::Path::new(path))?;
+    let get = |k: &str| {
+        t.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.shallow_clone())
+            .ok_or_else(|| Error::Invalid(format!("{path}: no tensor {k}")))
+    };
+    let x = get("x")?;
+    let d = x.size()[1] as usize;
+    let x: Vec<f32> = Vec::try_from(x.flatten(0, -1))?;
+    let sizes: Vec<i64> = Vec::try_from(get("sizes")?)?;
+    let y: Vec<i64> = Vec::try_from(get("y")?)?;
+    let mut start = 0;
+    let bags = sizes
+        .iter()
+        .zip(&y)
+        .enumerate()
+        .map(|(i, (n, label))| {
+            let n = *n as usize;
+            let b = Bag {
+                id: format!("bag{i}"),
+                group: format!("bag{i}"),
+                label: *label as usize,
+                n,
+                x: x[start * d..(start + n) * d].to_vec(),
+                tiles: (0..n).map(|t| format!("bag{i}/{t}")).collect(),
+                coords: vec![None; n],
+                instances: None,
+            };
+            start += n;
+            b
+        })
+        .collect();
+    Ok(Bags {
+        bags,
+        d,
+        classes: vec!["0".into(), "1".into()],
+        columns: std::sync::Arc::new(vec![]),
+    })
 }
 
 /// Runs one measurement.
@@ -309,6 +360,25 @@ fn run(bench: Bench) -> Result<String> {
                 r.insert("svm_grid".into(), json!(t0.elapsed().as_secs_f64()));
             }
             serde_json::Value::Object(r)
+        }
+        Bench::Mil { bags, init, epochs } => {
+            use patholab_core::learn::mil::{AbmilOptions, ClassWeight, MilLearner};
+            let b = read_bags(&bags)?;
+            let learner = MilLearner::Abmil(AbmilOptions {
+                dropout: 0.0,
+                epochs,
+                shuffle: false,
+                class_weight: ClassWeight::Uniform,
+                weights: Some(init.into()),
+                quiet: true,
+                ..Default::default()
+            });
+            let t0 = Instant::now();
+            let m = learner.fit(&b)?;
+            let seconds = t0.elapsed().as_secs_f64();
+            let tiles: usize = b.bags.iter().map(|b| b.n).sum();
+            json!({ "bags": b.len(), "tiles": tiles, "seconds": seconds,
+                    "final_loss": m.history.last().map(|e| e.train_loss) })
         }
         Bench::Etfl { dir, n } => {
             let ds = open(&dir)?;

@@ -62,6 +62,7 @@ pub struct Training {
     pub schedule: Schedule,
     pub max_tiles: Option<usize>,
     pub accumulate: usize,
+    pub shuffle: bool,
     pub class_weight: ClassWeight,
     pub validation: f64,
     pub patience: usize,
@@ -120,6 +121,8 @@ macro_rules! mil_options {
                 max_tiles: Option<usize> = None,
                 /// Bags whose gradients are summed before each step.
                 accumulate: usize = 1,
+                /// A new (seeded) order of the training bags every epoch; false keeps their order.
+                shuffle: bool = true,
                 /// "balanced" or "none".
                 class_weight: ClassWeight = ClassWeight::Balanced,
                 /// Share of the training bags held out (stratified) for early stopping; 0 trains on all for every epoch.
@@ -154,6 +157,7 @@ macro_rules! mil_options {
                     schedule: self.schedule,
                     max_tiles: self.max_tiles,
                     accumulate: self.accumulate,
+                    shuffle: self.shuffle,
                     class_weight: self.class_weight,
                     validation: self.validation,
                     patience: self.patience,
@@ -388,7 +392,9 @@ impl MilLearner {
                 }
             };
             opt.set_lr(lr);
-            rng.shuffle(&mut order);
+            if t.shuffle {
+                rng.shuffle(&mut order);
+            }
             opt.zero_grad();
             let mut total = 0.0;
             for (j, i) in order.iter().enumerate() {
