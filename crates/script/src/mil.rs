@@ -3,7 +3,9 @@
 
 use super::convert::params_map;
 use super::convert::{grid, options};
+use super::data::DatasetRef;
 use super::learning::{cv_field, cv_result, tuned};
+use super::plots::drawn;
 use super::registry::Api;
 use super::{to_rhai, RResult};
 use patholab_core::data::split::Cv;
@@ -180,7 +182,7 @@ pub fn register(api: &mut Api) {
     api.method(
         "MilModel",
         "m.attention(bags: Bags, bag: String) -> Table",
-        "The attention of every tile of one bag: tile, x, y (level-0 corner), head, attention (each head sums to 1).",
+        "The attention of every tile of one bag: tile, x and y (its level-0 corner, for tiles of a slide), head, attention (each head sums to 1).",
         r#"let wb = witness_bags(f, #{ witness: "Lymphocyte", bag_size: 10, train_bags: 6, test_bags: 4 }); fit(abmil(#{ epochs: 1, quiet: true }), wb.train).attention(wb.test, "test-0001").len() // => 10"#,
         |m: &mut MilModel, b: Bags, id: &str| -> RResult<Table> {
             let bag = b.get(id).map_err(to_rhai)?;
@@ -199,6 +201,15 @@ pub fn register(api: &mut Api) {
                 .into_iter()
                 .map(|(k, v)| (k.into(), Dynamic::from_float(v)))
                 .collect())
+        },
+    );
+    api.method(
+        "MilModel",
+        "m.show_top(bags: Bags, bag: String, data: Dataset, k: int) -> Figure",
+        "The k tiles of a bag with the most attention, read from data (the dataset the features came from), with attention and label.",
+        r#"let wb = witness_bags(f, #{ witness: "Lymphocyte", bag_size: 10, train_bags: 6, test_bags: 4 }); fit(abmil(#{ epochs: 1, quiet: true }), wb.train).show_top(wb.test, "test-0001", data, 4)"#,
+        |m: &mut MilModel, b: Bags, id: &str, d: DatasetRef, k: i64| {
+            drawn(patholab_core::plot::top_tiles(m, &b, id, &d, k.max(1) as usize, None))
         },
     );
     api.method(

@@ -13,7 +13,7 @@ use patholab_core::learn::Model;
 use patholab_core::plot::Figure;
 use std::path::Path;
 
-fn drawn(r: patholab_core::Result<Figure>) -> RResult<Figure> {
+pub fn drawn(r: patholab_core::Result<Figure>) -> RResult<Figure> {
     r.map_err(to_rhai)
 }
 

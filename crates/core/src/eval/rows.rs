@@ -102,16 +102,17 @@ impl Row for MilEpoch {
     }
 }
 
+/// `x` and `y` appear for tiles of a slide (a bag's tiles have them all or none).
 impl Row for TileAttention {
     fn cells(&self) -> Vec<(&'static str, Cell)> {
-        let opt = |v: Option<i64>| v.map_or(Cell::Null, Cell::Int);
-        vec![
-            ("tile", self.tile.clone().into()),
-            ("x", opt(self.x)),
-            ("y", opt(self.y)),
-            ("head", (self.head as i64).into()),
-            ("attention", self.attention.into()),
-        ]
+        let mut c = vec![("tile", self.tile.clone().into())];
+        if let (Some(x), Some(y)) = (self.x, self.y) {
+            c.push(("x", x.into()));
+            c.push(("y", y.into()));
+        }
+        c.push(("head", (self.head as i64).into()));
+        c.push(("attention", self.attention.into()));
+        c
     }
 }
 

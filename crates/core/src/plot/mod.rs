@@ -469,11 +469,62 @@ pub fn critical_difference(r: &Ranks, cd: f64, path: Option<&Path>) -> Result<Fi
 /// A grid of `n` images of a dataset with their labels.
 pub fn image_grid(ds: &crate::data::Dataset, n: usize, path: Option<&Path>) -> Result<Figure> {
     let n = n.min(ds.len()).max(1);
+    // Spread the picks over the dataset so every class shows.
+    let picks: Vec<usize> = (0..n).map(|i| i * ds.len() / n).collect();
+    let captions = picks
+        .iter()
+        .map(|i| ds.classes[ds.items[*i].label].clone())
+        .collect::<Vec<_>>();
+    images_of(ds, &picks, &captions, path)
+}
+
+/// The `k` tiles of bag `bag` with the most attention (the mean over heads), read from `ds` (the
+/// dataset whose features filled the bags), each captioned with its attention and label, most
+/// attended first.
+pub fn top_tiles(
+    m: &crate::learn::mil::MilModel,
+    bags: &crate::learn::mil::bags::Bags,
+    bag: &str,
+    ds: &crate::data::Dataset,
+    k: usize,
+    path: Option<&Path>,
+) -> Result<Figure> {
+    let b = bags.get(bag)?;
+    let mut scored = m.attention_by_tile(b)?;
+    scored.sort_by(|x, y| y.1.total_cmp(&x.1));
+    scored.truncate(k.clamp(1, 64));
+    let rows: std::collections::HashMap<String, usize> = ds
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, it)| (it.name(), i))
+        .collect();
+    let mut picks = Vec::with_capacity(scored.len());
+    let mut captions = Vec::with_capacity(scored.len());
+    for (tile, a) in &scored {
+        let i = *rows.get(tile).ok_or_else(|| {
+            Error::Invalid(format!(
+                "tile {tile:?} of bag {bag:?} is not in the dataset given: pass the dataset whose \
+                 features made the bags"
+            ))
+        })?;
+        picks.push(i);
+        captions.push(format!("{a:.3} {}", ds.classes[ds.items[i].label]));
+    }
+    images_of(ds, &picks, &captions, path)
+}
+
+/// The images at `picks` of `ds` in a grid, each with its caption.
+fn images_of(
+    ds: &crate::data::Dataset,
+    picks: &[usize],
+    captions: &[String],
+    path: Option<&Path>,
+) -> Result<Figure> {
+    let n = picks.len().max(1);
     let cols = (n as f64).sqrt().ceil() as usize;
     let rows = n.div_ceil(cols);
     let tile = 128u32;
-    // Spread the picks over the dataset so every class shows.
-    let picks: Vec<usize> = (0..n).map(|i| i * ds.len() / n).collect();
     let pre = crate::input::Preprocess {
         size: tile,
         interpolation: crate::input::Interpolation::Bilinear,
@@ -500,9 +551,8 @@ pub fn image_grid(ds: &crate::data::Dataset, n: usize, path: Option<&Path>) -> R
                     root.draw_pixel((x0 + x, y0 + y), &RGBColor(px[o], px[o + 1], px[o + 2]))?;
                 }
             }
-            let label = &ds.classes[ds.items[picks[j]].label];
             root.draw(&Text::new(
-                label.clone(),
+                captions[j].clone(),
                 (x0, y0 + tile as i32 + 4),
                 ("sans-serif", 14),
             ))?;

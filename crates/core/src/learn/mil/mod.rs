@@ -735,16 +735,19 @@ impl MilModel {
             .collect()
     }
 
-    /// One row per tile and head: the tile, its level-0 corner when known, the head, its weight.
+    /// One row per tile and head: the tile, its level-0 corner when every tile of the bag has one,
+    /// the head, its weight.
     pub fn attention_rows(&self, b: &Bag) -> Result<Vec<TileAttention>> {
         let a = self.attention(b)?;
+        // Corners for every tile or for none, so the table's columns are the same on every row.
+        let all = b.coords.iter().all(|c| c.is_some());
         let mut rows = Vec::with_capacity(a.len() * b.n);
         for (head, w) in a.iter().enumerate() {
             for (i, v) in w.iter().enumerate() {
                 rows.push(TileAttention {
                     tile: b.tiles[i].clone(),
-                    x: b.coords[i].map(|c| c.0),
-                    y: b.coords[i].map(|c| c.1),
+                    x: b.coords[i].filter(|_| all).map(|c| c.0),
+                    y: b.coords[i].filter(|_| all).map(|c| c.1),
                     head,
                     attention: *v,
                 });
