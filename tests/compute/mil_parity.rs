@@ -4,7 +4,7 @@
 
 use patholab_core::learn::mil::bags::{Bag, Bags};
 use patholab_core::learn::mil::{
-    AbmilOptions, ClassWeight, MeanMilOptions, MilLearner, MilModel, Schedule,
+    AbmilOptions, ClassWeight, MeanMilOptions, MilLearner, MilModel, Schedule, TransMilOptions,
 };
 
 use std::path::{Path, PathBuf};
@@ -85,6 +85,25 @@ impl Fixture {
                 ..Default::default()
             });
         }
+        let n = |k: &str| cfg[k].as_u64().unwrap() as usize;
+        if cfg.get("transmil").is_some() {
+            return MilLearner::TransMil(TransMilOptions {
+                hidden: n("hidden"),
+                heads: n("heads"),
+                landmarks: n("landmarks"),
+                pinv_iterations: n("pinv_iterations"),
+                dropout: 0.0,
+                lr: 1e-2,
+                weight_decay: 1e-2,
+                epochs,
+                schedule: Schedule::Constant,
+                accumulate: n_bags,
+                class_weight: ClassWeight::Uniform,
+                weights,
+                quiet: true,
+                ..Default::default()
+            });
+        }
         MilLearner::Abmil(AbmilOptions {
             hidden: cfg["hidden"].as_u64().unwrap() as usize,
             attention_hidden: cfg["attention_hidden"].as_u64().unwrap() as usize,
@@ -119,7 +138,7 @@ fn f64s(t: &Tensor) -> Vec<f64> {
     Vec::try_from(t.to_kind(tch::Kind::Double).flatten(0, -1)).unwrap()
 }
 
-const CONFIGS: [&str; 3] = ["gated1", "plain2", "mean"];
+const CONFIGS: [&str; 4] = ["gated1", "plain2", "mean", "trans"];
 
 #[test]
 fn forward_pass_equals_the_reference_modules() {

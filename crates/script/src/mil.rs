@@ -14,7 +14,9 @@ use patholab_core::eval::rows::cv_scores;
 use patholab_core::eval::table::Table;
 use patholab_core::features::FeatureSet;
 use patholab_core::learn::mil::bags::{witness_bags, BagOptions, Bags, WitnessOptions};
-use patholab_core::learn::mil::{self, AbmilOptions, MeanMilOptions, MilLearner, MilModel};
+use patholab_core::learn::mil::{
+    self, AbmilOptions, MeanMilOptions, MilLearner, MilModel, TransMilOptions,
+};
 use rhai::{Dynamic, Map};
 use std::path::Path;
 
@@ -83,6 +85,19 @@ pub fn register(api: &mut Api) {
         |m: Map| -> RResult<MilLearner> { Ok(MilLearner::Abmil(options::<AbmilOptions>(&m)?)) },
     )
     .options::<AbmilOptions>();
+    api.func(
+        "transmil() -> MilLearner",
+        "TransMIL (Shao et al. 2021): tiles embedded, two layers of Nyström attention with a pyramid position encoding, the class token classified; AdamW.",
+        "let tm = transmil();",
+        || MilLearner::TransMil(TransMilOptions::default()),
+    );
+    api.func(
+        "transmil(options: Map) -> MilLearner",
+        "TransMIL with these options (architecture and training).",
+        r#"let wb = witness_bags(f, #{ witness: "Lymphocyte", bag_size: 10, train_bags: 6, test_bags: 4 }); fit(transmil(#{ hidden: 64, landmarks: 32, epochs: 1, quiet: true }), wb.train).predict(wb.test).len() // => 4"#,
+        |m: Map| -> RResult<MilLearner> { Ok(MilLearner::TransMil(options::<TransMilOptions>(&m)?)) },
+    )
+    .options::<TransMilOptions>();
     api.func(
         "mean_mil() -> MilLearner",
         "The floor: the mean of a bag's tiles, then a linear layer; AdamW.",

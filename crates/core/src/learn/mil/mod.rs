@@ -11,6 +11,7 @@
 
 pub mod bags;
 pub mod net;
+pub mod transmil;
 
 use super::tune::{expand, search, CvTable};
 use super::Param;
@@ -205,6 +206,36 @@ mil_options! {
 }
 
 mil_options! {
+    /// `transmil(#{ ... })`: TransMIL (Shao et al. 2021), Nyström attention over the bag's tiles.
+    pub struct TransMilOptions for "transmil" {
+        /// Width of the tile embedding and the Transformer layers.
+        hidden: usize = 512,
+        /// Attention heads (hidden must be a multiple).
+        heads: usize = 8,
+        /// Nyström landmarks.
+        landmarks: usize = 256,
+        /// Iterations of the pseudo-inverse.
+        pinv_iterations: usize = 6,
+        /// Dropout after each attention's output projection.
+        dropout: f64 = 0.1,
+    }
+    own(o) {
+        if o.hidden == 0 || o.heads == 0 || o.landmarks == 0 || o.hidden % o.heads != 0
+            || o.hidden > MAX_WIDTH || o.heads > MAX_HEADS || o.landmarks > MAX_WIDTH
+            || o.pinv_iterations > 100 || !(0.0..1.0).contains(&o.dropout)
+        {
+            return Err(Error::Invalid(format!(
+                "transmil needs hidden (≤ {MAX_WIDTH}) a multiple of heads (1 to {MAX_HEADS}), \
+                 1 to {MAX_WIDTH} landmarks, at most 100 pinv_iterations and 0 ≤ dropout < 1 \
+                 (got {}, {}, {}, {}, {})",
+                o.hidden, o.heads, o.landmarks, o.pinv_iterations, o.dropout
+            )));
+        }
+        Ok(())
+    }
+}
+
+mil_options! {
     /// `mean_mil(#{ ... })`: the mean of a bag's tiles, then a linear layer (the floor).
     pub struct MeanMilOptions for "mean_mil" {}
     own(_o) { Ok(()) }
@@ -221,6 +252,7 @@ pub const MAX_HEADS: usize = 64;
 #[derive(Clone, Debug, PartialEq)]
 pub enum MilLearner {
     Abmil(AbmilOptions),
+    TransMil(TransMilOptions),
     Mean(MeanMilOptions),
 }
 
@@ -229,6 +261,7 @@ impl MilLearner {
     pub fn name(&self) -> &'static str {
         match self {
             MilLearner::Abmil(_) => "abmil",
+            MilLearner::TransMil(_) => "transmil",
             MilLearner::Mean(_) => "mean_mil",
         }
     }
@@ -237,6 +270,7 @@ impl MilLearner {
     pub fn training(&self) -> Training {
         match self {
             MilLearner::Abmil(o) => o.training(),
+            MilLearner::TransMil(o) => o.training(),
             MilLearner::Mean(o) => o.training(),
         }
     }
@@ -251,6 +285,13 @@ impl MilLearner {
                 heads: o.heads,
                 dropout: o.dropout,
             },
+            MilLearner::TransMil(o) => Shape::TransMil {
+                hidden: o.hidden,
+                heads: o.heads,
+                landmarks: o.landmarks,
+                pinv_iterations: o.pinv_iterations,
+                dropout: o.dropout,
+            },
             MilLearner::Mean(_) => Shape::Mean,
         }
     }
@@ -259,6 +300,7 @@ impl MilLearner {
     pub fn set(&mut self, key: &str, v: &Param) -> Result<()> {
         match self {
             MilLearner::Abmil(o) => super::set_option(o, key, v),
+            MilLearner::TransMil(o) => super::set_option(o, key, v),
             MilLearner::Mean(o) => super::set_option(o, key, v),
         }
     }
@@ -267,6 +309,9 @@ impl MilLearner {
     pub fn params(&self) -> Vec<(String, Param)> {
         match self {
             MilLearner::Abmil(o) => super::option_params(o, &["lr", "epochs", "heads", "dropout"]),
+            MilLearner::TransMil(o) => {
+                super::option_params(o, &["lr", "epochs", "hidden", "dropout"])
+            }
             MilLearner::Mean(o) => super::option_params(o, &["lr", "epochs"]),
         }
     }
@@ -274,6 +319,7 @@ impl MilLearner {
     fn check(&self) -> Result<()> {
         match self {
             MilLearner::Abmil(o) => crate::options::Options::check(o),
+            MilLearner::TransMil(o) => crate::options::Options::check(o),
             MilLearner::Mean(o) => crate::options::Options::check(o),
         }
     }
@@ -829,6 +875,7 @@ impl MilModel {
         crate::nets::weights::write_safetensors(path, &self.tensors())?;
         let options = match &self.learner {
             MilLearner::Abmil(o) => serde_json::to_value(o),
+            MilLearner::TransMil(o) => serde_json::to_value(o),
             MilLearner::Mean(o) => serde_json::to_value(o),
         }
         .map_err(|e| Error::Invalid(format!("the model's options: {e}")))?;
@@ -853,6 +900,9 @@ impl MilModel {
             Some("abmil") => {
                 MilLearner::Abmil(serde_json::from_value(options).map_err(|e| bad(&e.to_string()))?)
             }
+            Some("transmil") => MilLearner::TransMil(
+                serde_json::from_value(options).map_err(|e| bad(&e.to_string()))?,
+            ),
             Some("mean_mil") => {
                 MilLearner::Mean(serde_json::from_value(options).map_err(|e| bad(&e.to_string()))?)
             }

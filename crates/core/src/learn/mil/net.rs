@@ -8,6 +8,8 @@
 //!   is `global_attn.{i}.…`, the heads' pooled vectors are concatenated and `condensing_layer`
 //!   maps them back to `hidden`. Dropout acts after tanh and sigmoid, as in both references.
 //! - **Mean pooling**: the mean of the bag's tiles, then `classifier` (every result's floor).
+//! - **TransMIL** ([`super::transmil`]): `_fc1.0`, `cls_token`, `layer1`, `pos_layer`, `layer2`,
+//!   `norm`, then `_fc2`.
 
 use crate::error::{Error, Result};
 use tch::{nn, nn::Module, Device, Kind, Tensor};
@@ -23,6 +25,13 @@ pub enum Shape {
         dropout: f64,
     },
     Mean,
+    TransMil {
+        hidden: usize,
+        heads: usize,
+        landmarks: usize,
+        pinv_iterations: usize,
+        dropout: f64,
+    },
 }
 
 impl Shape {
@@ -44,6 +53,12 @@ impl Shape {
                 let condense = if n > 1 { n * h * h + h } else { 0 };
                 d * h + h + n * head + condense + h * k + k
             }
+            Shape::TransMil { hidden, heads, .. } => {
+                let (h, n) = (*hidden as u128, *heads as u128);
+                let layer = 2 * h + 3 * h * h + h * h + h + n * 33;
+                let ppeg = h * (49 + 25 + 9) + 3 * h;
+                d * h + h + h + 2 * layer + ppeg + 2 * h + h * k + k
+            }
         }
     }
 }
@@ -63,6 +78,7 @@ pub struct MilNet {
     embed: Option<nn::Linear>,
     heads: Vec<Head>,
     condense: Option<nn::Linear>,
+    trans: Option<super::transmil::TransMil>,
     classifier: nn::Linear,
 }
 
@@ -106,8 +122,32 @@ impl MilNet {
                 (Some(embed), hs, condense, *hidden)
             }
             Shape::Mean => (None, vec![], None, d),
+            Shape::TransMil { hidden, .. } => (None, vec![], None, *hidden),
         };
-        let classifier = lin(&root / "classifier", width, k);
+        let trans = match &shape {
+            Shape::TransMil {
+                hidden,
+                heads,
+                landmarks,
+                pinv_iterations,
+                dropout,
+            } => Some(super::transmil::TransMil::new(
+                &root,
+                d as i64,
+                *hidden as i64,
+                *heads as i64,
+                *landmarks as i64,
+                *pinv_iterations,
+                *dropout,
+            )),
+            _ => None,
+        };
+        let head_name = if trans.is_some() {
+            "_fc2"
+        } else {
+            "classifier"
+        };
+        let classifier = lin(&root / head_name, width, k);
         MilNet {
             vs,
             shape,
@@ -116,6 +156,7 @@ impl MilNet {
             embed,
             heads,
             condense,
+            trans,
             classifier,
         }
     }
@@ -123,13 +164,19 @@ impl MilNet {
     fn dropout(&self) -> f64 {
         match self.shape {
             Shape::Abmil { dropout, .. } => dropout,
-            Shape::Mean => 0.0,
+            _ => 0.0,
         }
     }
 
     /// The forward pass over one bag `x` (`[n, d]`, on the network's device); `train` turns
     /// dropout on.
     pub fn forward(&self, x: &Tensor, train: bool) -> Output {
+        if let Some(t) = &self.trans {
+            return Output {
+                logits: self.classifier.forward(&t.forward(x, train)).squeeze_dim(0),
+                attention: None,
+            };
+        }
         let Some(embed) = &self.embed else {
             let z = x.mean_dim(0, true, Kind::Float);
             return Output {
