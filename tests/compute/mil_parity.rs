@@ -4,8 +4,9 @@
 
 use patholab_core::learn::mil::bags::{Bag, Bags};
 use patholab_core::learn::mil::{
-    AbmilOptions, ClassWeight, MeanMilOptions, MilLearner, MilModel, Schedule, TransMilOptions,
+    AbmilOptions, MeanMilOptions, MilLearner, MilModel, TransMilOptions,
 };
+use patholab_core::options::Options;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -68,58 +69,35 @@ impl Fixture {
         }
     }
 
+    /// The learner of configuration `name`: its shape from the fixture, dropout 0, and the
+    /// reference's training (lr 1e-2, weight decay 1e-2, constant, one step over all 4 bags, no
+    /// class weights), from the reference's initial weights.
     fn learner(&self, name: &str, epochs: usize) -> MilLearner {
-        let weights = Some(generated(&format!("mil_{name}_init.safetensors")));
-        let n_bags = 4;
+        let mut o = serde_json::json!({
+            "lr": 1e-2, "weight_decay": 1e-2, "epochs": epochs, "schedule": "constant",
+            "accumulate": 4, "class_weight": "none", "quiet": true,
+            "weights": generated(&format!("mil_{name}_init.safetensors")),
+        });
         let cfg = &self.meta[name]["config"];
-        if cfg.is_null() {
-            return MilLearner::Mean(MeanMilOptions {
-                lr: 1e-2,
-                weight_decay: 1e-2,
-                epochs,
-                schedule: Schedule::Constant,
-                accumulate: n_bags,
-                class_weight: ClassWeight::Uniform,
-                weights,
-                quiet: true,
-                ..Default::default()
-            });
+        let kind = match cfg.as_object() {
+            None => "mean_mil",
+            Some(c) if c.contains_key("transmil") => "transmil",
+            Some(_) => "abmil",
+        };
+        for (k, v) in cfg
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| *k != "transmil")
+        {
+            o[k] = v.clone();
         }
-        let n = |k: &str| cfg[k].as_u64().unwrap() as usize;
-        if cfg.get("transmil").is_some() {
-            return MilLearner::TransMil(TransMilOptions {
-                hidden: n("hidden"),
-                heads: n("heads"),
-                landmarks: n("landmarks"),
-                pinv_iterations: n("pinv_iterations"),
-                dropout: 0.0,
-                lr: 1e-2,
-                weight_decay: 1e-2,
-                epochs,
-                schedule: Schedule::Constant,
-                accumulate: n_bags,
-                class_weight: ClassWeight::Uniform,
-                weights,
-                quiet: true,
-                ..Default::default()
-            });
+        let o = o.as_object().unwrap().clone();
+        match kind {
+            "mean_mil" => MilLearner::Mean(MeanMilOptions::from_object(o).unwrap()),
+            "transmil" => MilLearner::TransMil(TransMilOptions::from_object(o).unwrap()),
+            _ => MilLearner::Abmil(AbmilOptions::from_object(o).unwrap()),
         }
-        MilLearner::Abmil(AbmilOptions {
-            hidden: cfg["hidden"].as_u64().unwrap() as usize,
-            attention_hidden: cfg["attention_hidden"].as_u64().unwrap() as usize,
-            gated: cfg["gated"].as_bool().unwrap(),
-            heads: cfg["heads"].as_u64().unwrap() as usize,
-            dropout: 0.0,
-            lr: 1e-2,
-            weight_decay: 1e-2,
-            epochs,
-            schedule: Schedule::Constant,
-            accumulate: n_bags,
-            class_weight: ClassWeight::Uniform,
-            weights,
-            quiet: true,
-            ..Default::default()
-        })
     }
 }
 
