@@ -213,5 +213,15 @@ fn checkpoints_have_the_reference_state_dict() {
         patholab_core::nets::weights::write_safetensors(&path, &t).unwrap();
         let e = MilModel::load(&path).unwrap_err().to_string();
         assert!(e.contains(&first) && e.contains("missing"), "{e}");
+        // Saved whole, it loads back to the same logits.
+        m.save(&path).unwrap();
+        let back = MilModel::load(&path).unwrap();
+        for b in &fx.bags(name).bags {
+            assert_eq!(
+                m.logits(b).unwrap(),
+                back.logits(b).unwrap(),
+                "{name}: reloaded logits"
+            );
+        }
     }
 }

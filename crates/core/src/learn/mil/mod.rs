@@ -18,6 +18,7 @@ use super::Param;
 use crate::data::split::Cv;
 use crate::error::{Error, Result};
 use crate::features::Column;
+use crate::options::Options;
 use bags::{Bag, Bags};
 use net::{bag_tensor, MilNet, Shape};
 use std::path::{Path, PathBuf};
@@ -221,12 +222,14 @@ mil_options! {
     }
     own(o) {
         if o.hidden == 0 || o.heads == 0 || o.landmarks == 0 || o.hidden % o.heads != 0
-            || o.hidden > MAX_WIDTH || o.heads > MAX_HEADS || o.landmarks > MAX_WIDTH
+            || o.hidden > MAX_WIDTH || o.heads > MAX_HEADS || o.landmarks > MAX_LANDMARKS
             || o.pinv_iterations > 100 || !(0.0..1.0).contains(&o.dropout)
+            || (o.heads as u128) * (o.landmarks as u128).pow(2) > 1 << 24
         {
             return Err(Error::Invalid(format!(
                 "transmil needs hidden (≤ {MAX_WIDTH}) a multiple of heads (1 to {MAX_HEADS}), \
-                 1 to {MAX_WIDTH} landmarks, at most 100 pinv_iterations and 0 ≤ dropout < 1 \
+                 1 to {MAX_LANDMARKS} landmarks (heads × landmarks² ≤ 2^24), at most 100 \
+                 pinv_iterations and 0 ≤ dropout < 1 \
                  (got {}, {}, {}, {}, {})",
                 o.hidden, o.heads, o.landmarks, o.pinv_iterations, o.dropout
             )));
@@ -245,6 +248,9 @@ mil_options! {
 pub const MAX_WIDTH: usize = 16_384;
 /// The most parameters a MIL network may have (4 GiB of f32, before AdamW's two moments).
 pub const MAX_PARAMETERS: u128 = 1 << 30;
+/// The most Nyström landmarks `transmil` uses: every bag is padded to a multiple of them, and each
+/// head holds landmarks² weights several times over.
+pub const MAX_LANDMARKS: usize = 2048;
 /// The most attention heads `abmil` builds.
 pub const MAX_HEADS: usize = 64;
 
@@ -396,8 +402,8 @@ impl MilLearner {
         if !absent.is_empty() {
             // A rare class of a real cohort can miss a fold's training part.
             crate::progress::warn_once(&format!(
-                "{}: no training bag has class {absent:?} ({}); the model is trained without it \
-                 and never predicts it",
+                "{}: no training bag has class {absent:?} ({}); the model sees no bag of it and \
+                 will rarely predict it",
                 self.name(),
                 bags.describe()
             ));
@@ -405,6 +411,24 @@ impl MilLearner {
         let device = crate::parse_device(&t.device)?;
         let mut rng = crate::rng::Rng::new(t.seed);
         let (train, valid) = validation_split(bags, t.validation, &mut rng);
+        if !valid.is_empty() && t.monitor == Monitor::Auc {
+            let held = super::metrics::class_counts(
+                &valid
+                    .iter()
+                    .map(|i| bags.bags[*i].label)
+                    .collect::<Vec<_>>(),
+                k,
+            );
+            if held.iter().any(|n| *n == 0) {
+                return Err(Error::Invalid(format!(
+                    "{}: monitor \"auc\" needs every class in the validation part, which holds \
+                     {held:?} bags per class of {:?} (a class with one bag stays in training); \
+                     use monitor: \"loss\" or more bags",
+                    self.name(),
+                    bags.classes
+                )));
+            }
+        }
         let mut mil = self.network(bags.d, k)?;
         let train_counts = super::metrics::class_counts(
             &train
@@ -716,7 +740,8 @@ impl MilModel {
         )
     }
 
-    fn check_width(&self, bags: &Bags) -> Result<()> {
+    /// An error unless `bags` have the model's width and classes (and are valid bags).
+    fn check_bags(&self, bags: &Bags) -> Result<()> {
         let d = self.net().d;
         if bags.d != d {
             return Err(Error::Invalid(format!(
@@ -724,12 +749,31 @@ impl MilModel {
                 bags.d
             )));
         }
+        if bags.classes != self.classes {
+            return Err(Error::Invalid(format!(
+                "these bags have classes {:?}; the model was trained on {:?}",
+                bags.classes, self.classes
+            )));
+        }
         bags.validate()
+    }
+
+    /// An error unless bag `b`'s rows have the model's width.
+    fn check_bag(&self, b: &Bag, d: usize) -> Result<()> {
+        if b.n == 0 || b.x.len() != b.n * d {
+            return Err(Error::Invalid(format!(
+                "bag {:?} has {} values for {} tiles; the model takes {d} features per tile",
+                b.id,
+                b.x.len(),
+                b.n
+            )));
+        }
+        Ok(())
     }
 
     /// Class probabilities per bag, `n × k` row-major (every tile of every bag).
     pub fn decision(&self, bags: &Bags) -> Result<Vec<f64>> {
-        self.check_width(bags)?;
+        self.check_bags(bags)?;
         let net = self.net();
         let device = net.vs.device();
         let mut out = Vec::with_capacity(bags.len() * net.k);
@@ -748,6 +792,7 @@ impl MilModel {
     pub fn logits(&self, b: &Bag) -> Result<Vec<f64>> {
         let net = self.net();
         let d = net.d;
+        self.check_bag(b, d)?;
         let x = bag_tensor(&b.x, d, net.vs.device());
         Ok(Vec::try_from(
             tch::no_grad(|| net.forward(&x, false).logits)
@@ -760,14 +805,7 @@ impl MilModel {
     /// `heads × n`. An error for a model without attention.
     pub fn attention(&self, b: &Bag) -> Result<Vec<Vec<f64>>> {
         let net = self.net();
-        if b.x.len() != b.n * net.d {
-            return Err(Error::Invalid(format!(
-                "bag {:?} has {} features per tile; the model was trained on {}",
-                b.id,
-                b.x.len() / b.n.max(1),
-                net.d
-            )));
-        }
+        self.check_bag(b, net.d)?;
         let x = bag_tensor(&b.x, net.d, net.vs.device());
         let a = tch::no_grad(|| net.forward(&x, false).attention).ok_or_else(|| {
             Error::Invalid(format!(
@@ -835,7 +873,7 @@ impl MilModel {
     /// them among its top-w tiles by attention (the mean over heads), w being their number; the
     /// mean over those bags. An error when no bag has known positive instances.
     pub fn attention_recall(&self, bags: &Bags) -> Result<f64> {
-        self.check_width(bags)?;
+        self.check_bags(bags)?;
         let mut recalls = Vec::new();
         for b in &bags.bags {
             let Some(pos) = &b.instances else { continue };
@@ -895,17 +933,15 @@ impl MilModel {
         let meta: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| Error::file(&meta_path, e))?;
         let bad = |what: &str| Error::Invalid(format!("{}: {what}", meta_path.display()));
-        let options = meta.get("options").cloned().unwrap_or_default();
+        let options = match meta.get("options") {
+            Some(serde_json::Value::Object(o)) => o.clone(),
+            _ => return Err(bad("no options")),
+        };
+        let read = |e: Error| bad(&e.to_string());
         let learner = match meta.get("learner").and_then(|v| v.as_str()) {
-            Some("abmil") => {
-                MilLearner::Abmil(serde_json::from_value(options).map_err(|e| bad(&e.to_string()))?)
-            }
-            Some("transmil") => MilLearner::TransMil(
-                serde_json::from_value(options).map_err(|e| bad(&e.to_string()))?,
-            ),
-            Some("mean_mil") => {
-                MilLearner::Mean(serde_json::from_value(options).map_err(|e| bad(&e.to_string()))?)
-            }
+            Some("abmil") => MilLearner::Abmil(Options::from_object(options).map_err(read)?),
+            Some("transmil") => MilLearner::TransMil(Options::from_object(options).map_err(read)?),
+            Some("mean_mil") => MilLearner::Mean(Options::from_object(options).map_err(read)?),
             other => return Err(bad(&format!("unknown learner {other:?}"))),
         };
         let classes: Vec<String> =
@@ -915,12 +951,13 @@ impl MilModel {
             .get("features")
             .and_then(|v| v.as_u64())
             .ok_or_else(|| bad("no features count"))? as usize;
-        if classes.len() < 2 || d == 0 || d > 1 << 20 {
+        if classes.len() < 2 || classes.len() > 1 << 16 || d == 0 || d > 1 << 20 {
             return Err(bad(&format!(
                 "{} classes and {d} features is not a model",
                 classes.len()
             )));
         }
+        learner.check_size(d, classes.len()).map_err(read)?;
         let device = crate::parse_device(&learner.training().device)?;
         let mut net = MilNet::new(learner.shape(), d, classes.len(), device);
         net.load(
@@ -1012,6 +1049,63 @@ mod tests {
         assert_eq!(rows.len(), 8);
         assert!((rows.iter().map(|r| r.attention).sum::<f64>() - 1.0).abs() < 1e-5);
         assert_eq!(rows[3].x, Some(3 * 224));
+    }
+
+    #[test]
+    fn cosine_schedule_sampling_and_weights_do_what_they_say() {
+        let b = toy(12, 6);
+        let o = AbmilOptions {
+            epochs: 4,
+            lr: 1e-2,
+            ..quick()
+        };
+        let m = MilLearner::Abmil(o.clone()).fit(&b).unwrap();
+        let lrs: Vec<f64> = m.history.iter().map(|e| e.lr).collect();
+        let want: Vec<f64> = (0..4)
+            .map(|e| 1e-2 * 0.5 * (1.0 + (std::f64::consts::PI * e as f64 / 4.0).cos()))
+            .collect();
+        assert_eq!(lrs, want);
+        // Sampling at least a bag's size is no sampling; fewer tiles change the training.
+        let same = MilLearner::Abmil(AbmilOptions {
+            max_tiles: Some(8),
+            ..o.clone()
+        })
+        .fit(&b)
+        .unwrap();
+        let fewer = MilLearner::Abmil(AbmilOptions {
+            max_tiles: Some(3),
+            ..o.clone()
+        })
+        .fit(&b)
+        .unwrap();
+        let first = |m: &MilModel| m.tensors()[0].1.shallow_clone();
+        assert!(first(&m).equal(&first(&same)));
+        assert!(!first(&m).equal(&first(&fewer)));
+        // Balanced weights equal uniform ones on balanced bags, and differ on unbalanced ones.
+        let uniform = AbmilOptions {
+            class_weight: ClassWeight::Uniform,
+            ..o.clone()
+        };
+        let u = MilLearner::Abmil(uniform.clone()).fit(&b).unwrap();
+        assert!(first(&m).allclose(&first(&u), 1e-6, 1e-7, false));
+        let unbalanced = b.subset(&[0, 1, 2, 4, 6, 8, 10]).unwrap();
+        let (bu, uu) = (
+            MilLearner::Abmil(o).fit(&unbalanced).unwrap(),
+            MilLearner::Abmil(uniform).fit(&unbalanced).unwrap(),
+        );
+        assert!(!first(&bu).allclose(&first(&uu), 1e-6, 1e-7, false));
+    }
+
+    #[test]
+    fn monitoring_auc_needs_every_class_in_the_validation_part() {
+        let b = toy(12, 7).subset(&[0, 1, 2, 4, 6, 8]).unwrap(); // one positive bag
+        let o = AbmilOptions {
+            validation: 0.3,
+            monitor: Monitor::Auc,
+            ..quick()
+        };
+        let e = MilLearner::Abmil(o).fit(&b).unwrap_err().to_string();
+        assert!(e.contains("monitor \"auc\" needs every class"), "{e}");
     }
 
     #[test]
