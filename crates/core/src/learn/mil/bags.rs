@@ -402,8 +402,8 @@ pub fn witness_bags(f: &FeatureSet, o: &WitnessOptions) -> Result<(Bags, Bags)> 
     Ok((train, test))
 }
 
-/// `k` distinct elements of `pool` (k ≤ pool.len()).
-fn sample(pool: &[usize], k: usize, rng: &mut Rng) -> Vec<usize> {
+/// `k` distinct elements of `pool` (k ≤ pool.len()), by a partial Fisher-Yates shuffle.
+pub fn sample(pool: &[usize], k: usize, rng: &mut Rng) -> Vec<usize> {
     let mut p = pool.to_vec();
     for i in 0..k.min(p.len()) {
         let j = i + rng.below(p.len() - i);

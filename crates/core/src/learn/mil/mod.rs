@@ -623,12 +623,7 @@ fn sampled(
 ) -> Tensor {
     match max {
         Some(m) if b.n > m => {
-            let mut idx: Vec<usize> = (0..b.n).collect();
-            for i in 0..m {
-                let j = i + rng.below(b.n - i);
-                idx.swap(i, j);
-            }
-            let mut pick = idx[..m].to_vec();
+            let mut pick = bags::sample(&(0..b.n).collect::<Vec<_>>(), m, rng);
             pick.sort_unstable();
             let mut x = Vec::with_capacity(m * d);
             for i in pick {
@@ -638,6 +633,14 @@ fn sampled(
         }
         _ => bag_tensor(&b.x, d, device),
     }
+}
+
+/// Class probabilities of one bag (every tile), in evaluation mode.
+fn probabilities(mil: &MilNet, b: &Bag, device: Device) -> Result<Vec<f64>> {
+    let logits = tch::no_grad(|| mil.forward(&bag_tensor(&b.x, mil.d, device), false).logits);
+    Ok(Vec::try_from(
+        logits.softmax(0, Kind::Double).to_device(Device::Cpu),
+    )?)
 }
 
 /// The class-weighted mean loss and the AUC (where defined) on the bags at `idx`.
@@ -652,8 +655,7 @@ fn score_part(
     let (mut loss, mut weight, mut scores, mut y) = (0.0, 0.0, Vec::new(), Vec::new());
     for i in idx {
         let b = &bags.bags[*i];
-        let logits = tch::no_grad(|| mil.forward(&bag_tensor(&b.x, bags.d, device), false).logits);
-        let p: Vec<f64> = Vec::try_from(logits.softmax(0, Kind::Double).to_device(Device::Cpu))?;
+        let p = probabilities(mil, b, device)?;
         loss -= w[b.label] * p[b.label].max(f64::MIN_POSITIVE).ln();
         weight += w[b.label];
         scores.extend(p);
@@ -779,11 +781,7 @@ impl MilModel {
         let mut out = Vec::with_capacity(bags.len() * net.k);
         for b in &bags.bags {
             crate::cancel::check()?;
-            let logits =
-                tch::no_grad(|| net.forward(&bag_tensor(&b.x, bags.d, device), false).logits);
-            out.extend(Vec::<f64>::try_from(
-                logits.softmax(0, Kind::Double).to_device(Device::Cpu),
-            )?);
+            out.extend(probabilities(&net, b, device)?);
         }
         Ok(out)
     }
